@@ -10,6 +10,7 @@ from typing import Optional
 import click
 
 from . import __version__
+from .cli_types import IMAGE_SIZE
 from .tables import format_table
 
 
@@ -61,6 +62,107 @@ def info(input_size: Optional[int]) -> None:
         ))
     header = ("model", "depth", "width", "depthwise", "input", "params", "GFLOPs", "conv GFLOPs")
     click.echo(format_table(header, rows))
+
+
+def _fail(e: Exception) -> "click.ClickException":
+    return click.ClickException(str(e))
+
+
+@cli.command()
+@click.option("-m", "--model", "model_name", default="yolox-s", show_default=True, metavar="NAME",
+              help="Zoo model: yolox-nano, yolox-tiny, yolox-s, yolox-m, yolox-l, yolox-x.")
+@click.option("--ckpt", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Official or edgedet .pth checkpoint. Without it the weights are random.")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Class count (default: from the checkpoint, else 80).")
+@click.option("--class-names", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
+              help="Class names: one per line, or a JSON list.")
+@click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW",
+              help="Network input, multiples of 32 (default: the model's official test size).")
+@click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, metavar="N", help="ONNX opset.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, metavar="N", help="Fixed batch size.")
+@click.option("--dynamic-batch", is_flag=True, help="Make the batch axis dynamic (overrides --batch).")
+@click.option("--output-format", type=click.Choice(["decoded", "raw", "nms"]), default="decoded", show_default=True,
+              help="decoded: [B, N, 5+C] boxes decoded in the graph; raw: the official export's layout; "
+                   "nms: end-to-end, NMS in the graph (num_dets, boxes, scores, class_ids).")
+@click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True, metavar="K",
+              help="nms format: detections kept per image.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="nms format: score threshold.")
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.45, show_default=True, help="nms format: IoU threshold.")
+@click.option("--fp16", is_flag=True, help="float16 weights and compute; inputs and outputs stay float32.")
+@click.option("--simplify/--no-simplify", default=True, show_default=True, help="Simplify with onnxsim (onnxslim as fallback).")
+@click.option("--all-sizes", is_flag=True, help="Export nano, tiny, s, m, l and x into the folder given by -o.")
+@click.option("-o", "--output", type=click.Path(), default=None, metavar="OUT",
+              help="Output .onnx file (default: <model>.onnx), or a folder with --all-sizes.")
+def export(model_name, ckpt, num_classes, class_names, input_size, opset, batch, dynamic_batch, output_format,
+           max_det, conf, iou, fp16, simplify, all_sizes, output) -> None:
+    """Export a YOLOX model to a self-describing ONNX file.
+
+    The file carries its metadata (input size, classes, pre-processing, output format,
+    precision), is simplified, checked with onnx.checker and verified against PyTorch on
+    ONNX Runtime before it is written; a failed check writes nothing.
+
+    \b
+    Examples:
+      edgedet export --model yolox-nano --ckpt demo -o nano.onnx
+      edgedet export --model yolox-s --ckpt yolox_s.pth --dynamic-batch --output-format nms
+      edgedet export --all-sizes --input-size 320 -o zoo/
+    """
+    from pathlib import Path
+
+    from exporters import ExportError, ParityError, export_model
+
+    kwargs = dict(
+        ckpt=_resolve_ckpt(ckpt), num_classes=num_classes, input_size=input_size, opset=opset,
+        batch=None if dynamic_batch else batch, output_format=output_format, fp16=fp16, simplify=simplify,
+        max_det=max_det, conf=conf, iou=iou,
+    )
+    try:
+        if class_names:
+            from exporters.export import parse_class_names
+
+            kwargs["class_names"] = parse_class_names(class_names)
+        if all_sizes:
+            _export_all(Path(output or "zoo"), kwargs)
+            return
+        out = Path(output or f"{model_name}.onnx")
+        result = export_model(model_name, out, echo=click.echo, **kwargs)
+    except (ExportError, ParityError) as e:
+        raise _fail(e) from None
+    click.echo(
+        f"wrote {result.path} ({result.metadata.model_name}, {result.metadata.output_format}, "
+        f"{result.metadata.precision}, {result.size_mb:.1f} MB, {result.nodes} nodes) in {result.seconds:.1f}s"
+    )
+
+
+def _resolve_ckpt(ckpt):
+    if ckpt == "demo":
+        from . import demo_checkpoint
+
+        return demo_checkpoint()
+    return ckpt
+
+
+def _export_all(out_dir, kwargs) -> None:
+    from exporters.zoo_export import export_all_sizes
+    from .models.zoo import ZOO
+
+    if kwargs.get("ckpt"):
+        raise click.UsageError("--all-sizes exports random weights for each size; --ckpt applies to one model")
+    kwargs.pop("ckpt")
+    header = ("model", "input", "nodes before", "nodes after", "MB", "parity (rel)", "seconds", "peak MB", "status")
+
+    def row_of(r):
+        size = f"{r.input_size[0]}x{r.input_size[1]}" if r.input_size else "-"
+        num = lambda v, f: f.format(v) if v is not None else "-"  # noqa: E731
+        return (r.model_name, size, num(r.nodes_before, "{}"), num(r.nodes_after, "{}"), num(r.size_mb, "{:.1f}"),
+                num(r.parity_rel, "{:.1e}"), f"{r.seconds:.1f}", num(r.peak_mb, "{:.0f}"), r.error or "ok")
+
+    rows = export_all_sizes(out_dir, list(ZOO), on_row=lambda r: click.echo(f"{r.model_name}: {r.error or 'ok'} ({r.seconds:.1f}s)"), **kwargs)
+    click.echo(format_table(header, [row_of(r) for r in rows]))
+    failed = [r for r in rows if r.error]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(rows)} sizes failed: " + ", ".join(r.model_name for r in failed))
 
 
 @cli.command()

@@ -41,3 +41,25 @@ def reference_state_dict(size: str):
     import ref_weights
 
     return {k: torch.from_numpy(v) for k, v in ref_weights.make_state_dict(reference_rows(size)).items()}
+
+
+# (raw xywh abs, obj/cls abs, decoded xy abs, decoded wh rel): ten times the measured
+# float32 noise, from the golden files' README.
+TOLERANCES = {"nano": (1e-4, 1e-5, 1e-3, 1e-4), "s": (5e-4, 1e-4, 5e-3, 5e-4)}
+
+
+def assert_matches_golden(out, golden: dict, size: str, decoded: bool, scale: float = 1.0):
+    """Compare an output [1, N, 85] with the official one, at the tolerances above times ``scale``."""
+    import numpy as np
+
+    raw_tol, score_tol, xy_tol, wh_rel = (t * scale for t in TOLERANCES[size])
+    ref = golden[f"{size}_{'decoded' if decoded else 'raw'}"]
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out[..., 4:], ref[..., 4:], rtol=0, atol=score_tol)
+    if decoded:
+        np.testing.assert_allclose(out[..., :2], ref[..., :2], rtol=0, atol=xy_tol)
+        np.testing.assert_allclose(out[..., 2:4], ref[..., 2:4], rtol=wh_rel, atol=0)
+    else:
+        np.testing.assert_allclose(out[..., :4], ref[..., :4], rtol=0, atol=raw_tol)
+
+

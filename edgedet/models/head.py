@@ -82,13 +82,16 @@ class YOLOXHead(nn.Module):
             outputs.append(torch.cat([self.reg_preds[k](reg_feat), self.obj_preds[k](reg_feat), cls_out], 1))
         return outputs
 
+    def flatten_levels(self, levels: Sequence[torch.Tensor], decode: bool) -> torch.Tensor:
+        """Eval-mode output from per-level outputs: Tensor[B, N, 5 + C], obj and cls through
+        sigmoid, xywh decoded to input pixels when ``decode``."""
+        feature_sizes = [tuple(level.shape[-2:]) for level in levels]
+        flat = torch.cat([level.flatten(start_dim=2) for level in levels], dim=2).permute(0, 2, 1)
+        out = torch.cat([flat[..., :4], torch.sigmoid(flat[..., 4:])], dim=-1)
+        return decode_outputs(out, feature_sizes, self.strides) if decode else out
+
     def forward(self, features: Sequence[torch.Tensor]) -> Union[List[torch.Tensor], torch.Tensor]:
         levels = self.forward_levels(features)
         if self.training:
             return levels
-        feature_sizes = [tuple(level.shape[-2:]) for level in levels]
-        flat = torch.cat([level.flatten(start_dim=2) for level in levels], dim=2).permute(0, 2, 1)
-        out = torch.cat([flat[..., :4], torch.sigmoid(flat[..., 4:])], dim=-1)
-        if self.decode_in_inference:
-            out = decode_outputs(out, feature_sizes, self.strides)
-        return out
+        return self.flatten_levels(levels, decode=self.decode_in_inference)

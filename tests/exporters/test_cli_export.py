@@ -1,0 +1,42 @@
+import pytest
+from click.testing import CliRunner
+
+from edgedet.cli import cli
+
+
+@pytest.mark.slow
+def test_export_command_writes_file(tmp_path):
+    out = tmp_path / "n.onnx"
+    result = CliRunner().invoke(cli, ["export", "-m", "yolox-nano", "--input-size", "64x96", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "RANDOM weights" in result.output and "parity (fp32)" in result.output
+    assert out.is_file() and f"wrote {out}" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input-size", "100"], "height and width must be positive multiples of 32"),
+        (["--input-size", "abc"], "is not a size: use N (square) or HxW"),
+        (["-m", "yolox-q"], "unknown model 'yolox-q'; known models: yolox-nano"),
+        (["--ckpt", "/nonexistent/x.pth"], "/nonexistent/x.pth: no such checkpoint file"),
+    ],
+    ids=["size-not-multiple", "size-garbage", "unknown-model", "missing-ckpt"],
+)
+def test_export_errors(tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["export", *args, "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code in (1, 2)
+    assert message in result.output
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+def test_all_sizes_small(tmp_path):
+    result = CliRunner().invoke(cli, ["export", "--all-sizes", "--input-size", "32", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    rows = [line.split() for line in lines[header + 2:]]
+    assert [r[0] for r in rows] == ["yolox-nano", "yolox-tiny", "yolox-s", "yolox-m", "yolox-l", "yolox-x"]
+    assert all(r[-1] == "ok" and float(r[5]) < 1e-4 for r in rows)
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == sorted(f"{r[0]}.onnx" for r in rows)
