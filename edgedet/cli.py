@@ -165,6 +165,46 @@ def _export_all(out_dir, kwargs) -> None:
         raise click.ClickException(f"{len(failed)} of {len(rows)} sizes failed: " + ", ".join(r.model_name for r in failed))
 
 
+@cli.command("build-engine")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Engine and timing cache folder (default: MODEL's name with .trt, beside it).")
+@click.option("--fp16", is_flag=True, help="Let TensorRT use float16 kernels.")
+@click.option("--int8", is_flag=True, help="INT8 engine from a quantized (QDQ) model.")
+@click.option("--batch-profile", default=None, metavar="MIN,OPT,MAX",
+              help="Batch optimisation profile for a dynamic-batch model (default 1,1,8).")
+@click.option("--workspace-mb", type=click.IntRange(min=1), default=None, metavar="MB", help="Builder workspace limit.")
+@click.option("--opt-level", type=click.IntRange(0, 5), default=None, help="TensorRT builder optimisation level.")
+@click.option("--ep-context", is_flag=True, help="Also write MODEL_ctx.onnx, an EP-context model embedding the engine.")
+@click.option("--device", "device_id", type=click.IntRange(min=0), default=0, show_default=True, help="GPU index.")
+def build_engine_cmd(model, cache_dir, fp16, int8, batch_profile, workspace_mb, opt_level, ep_context, device_id) -> None:
+    """Build a TensorRT engine ahead of time through ONNX Runtime's TensorRT provider.
+
+    Later runs with the same cache folder (edgedet infer --provider tensorrt --trt-cache DIR)
+    load the engine instead of building it.
+
+    \b
+    Example:
+      edgedet build-engine yolox-s.onnx --fp16
+    """
+    from exporters.tensorrt import EngineBuildError, build_engine
+
+    profile = None
+    if batch_profile:
+        parts = batch_profile.split(",")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise click.BadParameter("use MIN,OPT,MAX, e.g. 1,4,8", param_hint="--batch-profile")
+        profile = tuple(int(p) for p in parts)
+    try:
+        result = build_engine(model, cache_dir, fp16=fp16, int8=int8, batch_profile=profile,
+                              workspace_bytes=workspace_mb * (1 << 20) if workspace_mb else None,
+                              builder_optimization_level=opt_level, ep_context=ep_context, device_id=device_id)
+    except (EngineBuildError, ValueError) as e:
+        raise _fail(e) from None
+    click.echo(f"engine built in {result.seconds:.1f}s; cache: {result.cache_dir}"
+               + (f"; EP-context model: {result.ep_context_model}" if result.ep_context_model else ""))
+
+
 @cli.command()
 def demo() -> None:
     """Run the end-to-end demo on the embedded default, with no downloads.

@@ -63,3 +63,41 @@ def assert_matches_golden(out, golden: dict, size: str, decoded: bool, scale: fl
         np.testing.assert_allclose(out[..., :4], ref[..., :4], rtol=0, atol=raw_tol)
 
 
+
+
+@pytest.fixture(scope="session")
+def reference_ckpt(tmp_path_factory):
+    """A yolox-nano checkpoint with the golden files' deterministic weights (varied,
+    untied scores, unlike a freshly initialised model)."""
+    path = tmp_path_factory.mktemp("ckpt") / "nano_reference.pth"
+    torch.save({"model": reference_state_dict("nano")}, path)
+    return path
+
+
+RUNTIME_SIZE = (128, 160)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, reference_ckpt):
+    """yolox-nano with reference weights at 128x160, exported once per format:
+    decoded (batch 1), raw (dynamic batch), nms (dynamic batch)."""
+    from exporters import export_model
+
+    folder = tmp_path_factory.mktemp("onnx")
+    paths = {}
+    for fmt, batch in (("decoded", 1), ("raw", None), ("nms", None)):
+        paths[fmt] = folder / f"nano_{fmt}.onnx"
+        export_model("yolox-nano", paths[fmt], ckpt=reference_ckpt, input_size=RUNTIME_SIZE, batch=batch,
+                     output_format=fmt, conf=0.25, iou=0.45, max_det=100, echo=lambda _m: None)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def sample_images():
+    """Five synthetic BGR images of different sizes."""
+    import numpy as np
+
+    from edgedet.data.synth import render_sample
+
+    rng = np.random.default_rng(7)
+    return [render_sample(rng, size).image for size in ((120, 160), (200, 150), (64, 64), (300, 400), (97, 131))]

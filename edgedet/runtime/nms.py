@@ -19,7 +19,8 @@ def nms(
 
     Args:
         boxes (ndarray[N, 4]): x1 y1 x2 y2, x2 >= x1 and y2 >= y1.
-        scores (ndarray[N]): box scores; all boxes given are candidates (filter by score first).
+        scores (ndarray[N]): box scores; boxes scoring above 0 are candidates (filter by
+            your threshold first).
         class_ids (ndarray[N]): class of each box; boxes of different classes never
             suppress each other unless ``class_agnostic``.
         iou_threshold: a box is dropped when its IoU with a kept, higher-scoring box of its
@@ -32,9 +33,9 @@ def nms(
     xywh[:, 2:] = boxes[:, 2:] - boxes[:, :2]
     scores64 = np.ascontiguousarray(scores, dtype=np.float32)
     if class_agnostic:
-        keep = cv2.dnn.NMSBoxes(xywh, scores64, -np.inf, float(iou_threshold))
+        keep = cv2.dnn.NMSBoxes(xywh, scores64, 0.0, float(iou_threshold))
     else:
-        keep = cv2.dnn.NMSBoxesBatched(xywh, scores64, np.ascontiguousarray(class_ids, np.int32), -np.inf, float(iou_threshold))
+        keep = cv2.dnn.NMSBoxesBatched(xywh, scores64, np.ascontiguousarray(class_ids, np.int32), 0.0, float(iou_threshold))
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)
     # OpenCV sorts by score with an unstable sort; make ties deterministic (lower index first).
     order = np.lexsort((keep, -scores[keep]))
