@@ -205,6 +205,99 @@ def build_engine_cmd(model, cache_dir, fp16, int8, batch_profile, workspace_mb, 
                + (f"; EP-context model: {result.ep_context_model}" if result.ep_context_model else ""))
 
 
+def _print_summary(summary) -> None:
+    click.echo(
+        f"{summary.done} images done" + (f", {summary.resumed} already done before" if summary.resumed else "")
+        + f", {len(summary.failures)} failed, {summary.detections} detections in {summary.seconds:.1f}s "
+        f"({summary.images_per_second:.1f} images/s); outputs in {summary.out_dir}"
+    )
+    if summary.failures:
+        click.echo(f"failed ({len(summary.failures)}):", err=True)
+        for path, reason in summary.failures:
+            click.echo(f"  {path}: {reason}", err=True)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("source")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/infer", show_default=True, metavar="DIR",
+              help="Output folder: predictions.jsonl, coco_results.json, summary.json, images/.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Score threshold (obj * cls).")
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.45, show_default=True, help="NMS IoU threshold.")
+@click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True, help="Detections kept per image.")
+@click.option("--classes", default=None, metavar="LIST", help="Keep only these classes: ids or names, comma-separated.")
+@click.option("--class-agnostic", is_flag=True, help="One NMS over all classes instead of one per class.")
+@click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
+              help="auto, tensorrt, cuda, coreml, directml, openvino or cpu (env EDGEDET_PROVIDER).")
+@click.option("--strict", is_flag=True, help="Fail instead of falling back when the provider is not obtained.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images per inference run (dynamic-batch models; a fixed batch is used as it is).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="ONNX Runtime threads per run (default: 1 per worker).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel pipelines, each reading, running and drawing its own images (default: CPU count, at most 4).")
+@click.option("--save-images/--no-save-images", default=True, show_default=True, help="Write annotated images (or video).")
+@click.option("--resume", is_flag=True, help="Keep what an earlier run in --out finished and do the rest.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video/camera: stop after N frames.")
+def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provider, strict, batch, threads, workers,
+          save_images, resume, max_frames) -> None:
+    """Detect objects in an image, a folder, a glob, a video or a camera.
+
+    SOURCE is an image file, a folder (searched recursively), a quoted glob such as
+    "shots/*.png", a video file, or a camera index such as 0. One bad file never stops
+    the run: failures are listed at the end and the exit status is 1.
+
+    \b
+    Examples:
+      edgedet infer yolox-nano.onnx photos/ -o runs/photos
+      edgedet infer yolox-s.onnx "cam/**/*.jpg" --classes person,car --provider cuda
+      edgedet infer yolox-nano.onnx street.mp4 --max-frames 300
+    """
+    import os
+    from pathlib import Path
+
+    from .runtime import Detector
+    from .runtime.infer import infer_images, infer_video
+    from .runtime.providers import ProviderError
+    from .runtime.sources import resolve_source
+
+    try:
+        src = resolve_source(source)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="SOURCE") from None
+    workers = workers or min(os.cpu_count() or 1, 4)
+    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    try:
+        detector = Detector(model, providers=provider, conf=conf, iou=iou, max_det=max_det, class_agnostic=class_agnostic,
+                            classes=class_list, threads=threads or (1 if workers > 1 else None), strict=strict,
+                            max_batch=batch)
+    except (ValueError, ProviderError, FileNotFoundError) as e:
+        raise _fail(e) from None
+    click.echo(f"{detector!r}; providers: {', '.join(detector.providers)}", err=True)
+    total = len(src.images) if src.kind == "images" else (max_frames or 0)
+    with click.progressbar(length=total or 1, label="infer", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda s: s) as bar:
+        state = {"seen": 0}
+
+        def progress(done, failed, rate):
+            seen = done + failed
+            bar.update(max(seen - state["seen"], 0), f"{rate:.1f} img/s" + (f", {failed} failed" if failed else ""))
+            state["seen"] = seen
+
+        try:
+            if src.kind == "images":
+                summary = infer_images(detector, src, Path(out), save_images=save_images, resume=resume,
+                                       workers=workers, batch=batch, progress=progress)
+            else:
+                summary = infer_video(detector, src, Path(out), save_video=save_images, max_frames=max_frames,
+                                      progress=progress)
+        except ValueError as e:
+            raise _fail(e) from None
+    _print_summary(summary)
+    if summary.failures:
+        sys.exit(1)
+
+
 @cli.command()
 def demo() -> None:
     """Run the end-to-end demo on the embedded default, with no downloads.

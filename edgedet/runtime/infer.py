@@ -1,0 +1,248 @@
+"""`edgedet infer`: a Detector over folders, globs, videos and cameras, with outputs that
+survive interruption.
+
+Images are processed by a few worker threads, each running the whole pipeline (read,
+letterbox, inference, post-processing, drawing) on its own batch: OpenCV and ONNX Runtime
+release the GIL, so with one ONNX Runtime thread per worker the cores are shared between
+decoding and inference instead of decoding waiting on inference.
+
+Outputs in ``out_dir``:
+
+- ``predictions.jsonl``: one line per image, appended as each image completes (one
+  ``write`` per line), rewritten in source order at the end;
+- ``coco_results.json``: COCO results format, written at the end (atomically);
+- ``images/``: annotated copies, unless ``save_images`` is False (each written atomically);
+- ``summary.json``: counts, failures with reasons, time.
+
+``resume=True`` keeps the images already in ``predictions.jsonl`` and does the rest; the
+final files equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from .detector import Detector
+from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .sources import Source, read_image
+
+__all__ = ["InferSummary", "infer_images", "infer_video"]
+
+Progress = Callable[[int, int, float], None]  # (completed now, failed now, images/s so far)
+
+
+@dataclass
+class InferSummary:
+    total: int = 0
+    done: int = 0  # processed in this run
+    resumed: int = 0  # already done by an earlier run
+    failures: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    detections: int = 0
+    seconds: float = 0.0
+    out_dir: Optional[Path] = None
+
+    @property
+    def images_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> Dict:
+        return {"total": self.total, "done": self.done, "resumed": self.resumed, "failed": len(self.failures),
+                "failures": [{"path": p, "reason": r} for p, r in self.failures], "detections": self.detections,
+                "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2)}
+
+
+def _record(image_id: int, path: str, shape: Tuple[int, int], detections) -> Dict:
+    return {"image_id": image_id, "path": path, "height": int(shape[0]), "width": int(shape[1]),
+            "detections": detections.to_dicts()}
+
+
+def _load_previous(jsonl: Path) -> Dict[str, Dict]:
+    """Complete, parsable records of an earlier run, by path (a torn last line is dropped)."""
+    records: Dict[str, Dict] = {}
+    if not jsonl.is_file():
+        return records
+    for line in jsonl.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("path"), str):
+            records[rec["path"]] = rec
+    return records
+
+
+def _annotated_path(out_dir: Path, rel: str) -> Path:
+    target = out_dir / "images" / rel
+    return target if target.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else target.with_suffix(".jpg")
+
+
+def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_dir: Path, save_images: bool):
+    """Worker: read, detect and (optionally) draw one batch. Returns per image
+    ``(image_id, rel, record or None, reason or None)``."""
+    loaded, results = [], []
+    for image_id, path, rel in chunk:
+        image, reason = read_image(path)
+        if image is None:
+            results.append((image_id, rel, None, reason))
+        else:
+            loaded.append((image_id, rel, image))
+    if loaded:
+        try:
+            dets = detector.detect_batch([img for _, _, img in loaded])
+        except Exception as e:  # a model failure on one batch is reported per image
+            reason = f"inference failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            return results + [(i, rel, None, reason) for i, rel, _ in loaded]
+        for (image_id, rel, image), det in zip(loaded, dets):
+            if save_images:
+                target = _annotated_path(out_dir, rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                ok, encoded = cv2.imencode(target.suffix, det.draw(image))
+                if ok:
+                    atomic_write_bytes(target, encoded.tobytes())
+            results.append((image_id, rel, _record(image_id, rel, image.shape[:2], det), None))
+    return results
+
+
+def _finalise(out_dir: Path, records: Dict[str, Dict], order: List[str], summary: InferSummary) -> None:
+    ordered = [records[rel] for rel in order if rel in records]
+    atomic_write_text(out_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in ordered))
+    coco = []
+    for rec in ordered:
+        for d in rec["detections"]:
+            x1, y1, x2, y2 = d["box"]
+            coco.append({"image_id": rec["image_id"], "category_id": d["class_id"],
+                         "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)], "score": d["score"]})
+    atomic_write_json(out_dir / "coco_results.json", coco, indent=None)
+    atomic_write_json(out_dir / "summary.json", summary.to_dict())
+
+
+def infer_images(
+    detector: Detector,
+    source: Source,
+    out_dir: Path,
+    *,
+    save_images: bool = True,
+    resume: bool = False,
+    workers: Optional[int] = None,
+    batch: int = 1,
+    progress: Optional[Progress] = None,
+) -> InferSummary:
+    """Detect on every image of ``source`` and write the outputs (see the module docstring).
+
+    A file that cannot be read or decoded is listed in ``summary.failures`` with its
+    reason and the run goes on. On KeyboardInterrupt the outputs so far are finalised
+    (valid files, resumable) and the interrupt is re-raised.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = out_dir / "predictions.jsonl"
+    items = [(i + 1, p, source.relative(p)) for i, p in enumerate(source.images)]
+    order = [rel for _, _, rel in items]
+    records = _load_previous(jsonl) if resume else {}
+    records = {rel: rec for rel, rec in records.items() if rel in set(order)}
+    if not resume and jsonl.exists():
+        jsonl.unlink()
+    summary = InferSummary(total=len(items), resumed=len(records), out_dir=out_dir)
+    summary.detections = sum(len(r["detections"]) for r in records.values())
+    todo = [item for item in items if item[2] not in records]
+    step = detector.batch or max(1, batch)
+    chunks = [todo[i:i + step] for i in range(0, len(todo), step)]
+    workers = workers or min(os.cpu_count() or 1, 4)
+    start = time.perf_counter()
+    fd = os.open(jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = set()
+            queue = iter(chunks)
+            for chunk in queue:  # keep a bounded number of chunks in flight
+                pending.add(pool.submit(_process_chunk, detector, chunk, out_dir, save_images))
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                finished, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    for image_id, rel, record, reason in future.result():
+                        if record is None:
+                            summary.failures.append((rel, reason))
+                            continue
+                        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))  # one write: no torn lines
+                        records[rel] = record
+                        summary.done += 1
+                        summary.detections += len(record["detections"])
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(_process_chunk, detector, nxt, out_dir, save_images))
+                summary.seconds = time.perf_counter() - start
+                if progress:
+                    progress(summary.done, len(summary.failures), summary.images_per_second)
+    finally:
+        os.close(fd)
+        summary.seconds = time.perf_counter() - start
+        position = {rel: i for i, rel in enumerate(order)}
+        summary.failures.sort(key=lambda f: position.get(f[0], 0))
+        _finalise(out_dir, records, order, summary)
+    return summary
+
+
+def infer_video(
+    detector: Detector,
+    source: Source,
+    out_dir: Path,
+    *,
+    save_video: bool = True,
+    max_frames: Optional[int] = None,
+    progress: Optional[Progress] = None,
+) -> InferSummary:
+    """Detect on each frame of a video file or camera. Writes ``predictions.jsonl`` (one
+    line per frame) and, with ``save_video``, ``annotated.mp4`` (renamed into place when
+    the run ends, so a partial video is never left under that name)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    capture = cv2.VideoCapture(source.video)
+    if not capture.isOpened():
+        raise ValueError(f"{source.video}: cannot open video or camera")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    name = str(source.video)
+    summary = InferSummary(out_dir=out_dir)
+    writer = None
+    tmp_video = out_dir / ".annotated.tmp.mp4"
+    lines: List[str] = []
+    start = time.perf_counter()
+    try:
+        frame_id = 0
+        while max_frames is None or frame_id < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frame_id += 1
+            det = detector(frame)
+            rec = _record(frame_id, name, frame.shape[:2], det)
+            rec["frame"] = frame_id
+            lines.append(json.dumps(rec) + "\n")
+            summary.done += 1
+            summary.detections += len(det)
+            if save_video:
+                if writer is None:
+                    h, w = frame.shape[:2]
+                    writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                writer.write(det.draw(frame))
+            summary.seconds = time.perf_counter() - start
+            if progress:
+                progress(summary.done, 0, summary.images_per_second)
+    finally:
+        capture.release()
+        summary.total = summary.done
+        summary.seconds = time.perf_counter() - start
+        if writer is not None:
+            writer.release()
+            os.replace(tmp_video, out_dir / "annotated.mp4")
+        atomic_write_text(out_dir / "predictions.jsonl", "".join(lines))
+        atomic_write_json(out_dir / "summary.json", summary.to_dict())
+    return summary

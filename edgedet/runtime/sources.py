@@ -1,0 +1,89 @@
+"""What `edgedet infer` reads: image files, folders, globs, videos and cameras."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Source", "resolve_source", "read_image"]
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+
+
+@dataclass
+class Source:
+    kind: str  # "images" | "video" | "camera"
+    images: List[Path]  # for "images", sorted
+    root: Optional[Path] = None  # relative paths in outputs are taken from here
+    video: Optional[Union[str, int]] = None  # a file path or a camera index
+
+    def relative(self, path: Path) -> str:
+        if self.root is not None:
+            try:
+                return path.relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return path.as_posix()
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def resolve_source(source: str) -> Source:
+    """Classify ``source``: a camera index (``0``), a video file, an image file, a folder
+    (searched recursively, extensions case-insensitive) or a glob pattern.
+
+    Raises ValueError when nothing usable is found.
+    """
+    if source.isdigit():
+        return Source("camera", [], video=int(source))
+    path = Path(source)
+    if path.is_file():
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            return Source("video", [], video=str(path))
+        return Source("images", [path], root=path.parent)  # any extension: the file was named explicitly
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and _is_image(p))
+        if not found:
+            raise ValueError(f"{source}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, any case)")
+        return Source("images", found, root=path)
+    if any(ch in source for ch in "*?["):
+        found = sorted(Path(p) for p in glob.glob(source, recursive=True) if os.path.isfile(p) and _is_image(Path(p)))
+        if not found:
+            raise ValueError(f"{source}: the pattern matches no image files")
+        return Source("images", found, root=Path(os.path.commonpath([str(p.parent) for p in found])))
+    raise ValueError(f"{source}: no such file, folder or camera index")
+
+
+def read_image(path: Path) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    """Read an image as BGR uint8; returns ``(image, None)`` or ``(None, reason)``.
+
+    The bytes are read by Python (so any path, Unicode included, works and the reason for a
+    failure is known) and decoded by OpenCV; 16-bit, gray and alpha images become 8-bit BGR.
+    """
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        return None, "permission denied"
+    except IsADirectoryError:
+        return None, "is a folder"
+    except OSError as e:
+        return None, f"cannot read file ({e.strerror or e})"
+    if not data:
+        return None, "empty file (0 bytes)"
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        return None, f"cannot decode image ({str(e).strip().splitlines()[-1]})"
+    if image is None:
+        return None, "not a decodable image (corrupt, truncated, another format, or over OpenCV's pixel limit)"
+    return image, None

@@ -1,0 +1,141 @@
+"""`edgedet infer` on folders with bad files, resume, video, and the CLI contract."""
+
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgedet.cli import cli
+from edgedet.runtime import Detector
+from edgedet.runtime.infer import infer_images
+from edgedet.runtime.sources import resolve_source
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, sample_images):
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub dir").mkdir()
+    for i, img in enumerate(sample_images):
+        cv2.imwrite(str(root / f"{i:02d}.jpg"), img)
+    cv2.imwrite(str(root / "sub dir" / "ünïcode name.PNG"), sample_images[1])
+    cv2.imwrite(str(root / "sixteen.png"), (sample_images[2].astype(np.uint16) * 257))
+    cv2.imwrite(str(root / "gray.png"), cv2.cvtColor(sample_images[3], cv2.COLOR_BGR2GRAY))
+    data = cv2.imencode(".jpg", sample_images[3])[1].tobytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.png").write_text("this is not a png")
+    (root / "notes.txt").write_text("ignored: not an image extension")
+    locked = root / "locked.jpg"
+    locked.write_bytes(data)
+    locked.chmod(0)
+    return root
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_folder_with_bad_files(tmp_path, folder, exported):
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(folder), "-o", str(tmp_path / "out")])
+    out = tmp_path / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    reasons = {f["path"]: f["reason"] for f in summary["failures"]}
+    assert reasons["empty.jpg"] == "empty file (0 bytes)"
+    assert reasons["text.png"].startswith("not a decodable image")
+    if os.geteuid() != 0:  # root reads any file
+        assert reasons["locked.jpg"] == "permission denied"
+    assert result.exit_code == 1
+    assert "failed (" in result.output and "empty.jpg: empty file (0 bytes)" in result.output
+    records = _lines(out / "predictions.jsonl")
+    paths = [r["path"] for r in records]
+    assert paths == sorted(paths) and "sub dir/ünïcode name.PNG" in paths
+    assert {"sixteen.png", "gray.png"} <= set(paths)
+    # a truncated JPEG is either decoded (partly grey) or reported as undecodable, never lost
+    assert ("truncated.jpg" in paths) != reasons.get("truncated.jpg", "").startswith("not a decodable image")
+    assert (out / "images" / "sub dir" / "ünïcode name.PNG").is_file()
+    coco = json.loads((out / "coco_results.json").read_text())
+    assert len(coco) == sum(len(r["detections"]) for r in records) > 0
+    assert set(coco[0]) == {"image_id", "category_id", "bbox", "score"}
+
+
+def test_resume_finishes_with_the_same_files(tmp_path, folder, exported):
+    detector = Detector(exported["raw"], threads=1)
+    good = tmp_path / "good"
+    good.mkdir()
+    for p in sorted(folder.glob("*.jpg"))[:5]:
+        shutil.copy(p, good / p.name)
+    full = tmp_path / "full"
+    infer_images(detector, resolve_source(str(good)), full, save_images=False)
+    part = tmp_path / "part"
+    infer_images(detector, resolve_source(str(good)), part, save_images=False)
+    # Simulate a kill after two images: two complete lines and a torn third.
+    lines = (part / "predictions.jsonl").read_text().splitlines(keepends=True)
+    (part / "predictions.jsonl").write_text("".join(lines[3:5]) + lines[0][: len(lines[0]) // 2])
+    summary = infer_images(detector, resolve_source(str(good)), part, save_images=False, resume=True)
+    assert summary.resumed == 2 and summary.done == 3
+    for name in ("predictions.jsonl", "coco_results.json"):
+        assert (part / name).read_bytes() == (full / name).read_bytes()
+
+
+def test_batched_and_threaded_runs_agree(tmp_path, folder, exported):
+    detector = Detector(exported["raw"], threads=1)
+    source = resolve_source(str(folder))
+    a = infer_images(detector, source, tmp_path / "a", save_images=False, workers=1, batch=1)
+    b = infer_images(detector, source, tmp_path / "b", save_images=False, workers=3, batch=4)
+    assert a.done == b.done and len(a.failures) == len(b.failures)
+    ra, rb = _lines(tmp_path / "a" / "predictions.jsonl"), _lines(tmp_path / "b" / "predictions.jsonl")
+    assert [r["path"] for r in ra] == [r["path"] for r in rb]
+    for x, y in zip(ra, rb):
+        assert [d["class_id"] for d in x["detections"]] == [d["class_id"] for d in y["detections"]]
+        np.testing.assert_allclose([d["box"] for d in x["detections"]], [d["box"] for d in y["detections"]], atol=0.02)
+
+
+def test_single_image_and_glob(tmp_path, folder, exported):
+    runner = CliRunner()
+    one = runner.invoke(cli, ["infer", str(exported["decoded"]), str(folder / "00.jpg"), "-o", str(tmp_path / "one"),
+                              "--no-save-images"])
+    assert one.exit_code == 0, one.output
+    assert len(_lines(tmp_path / "one" / "predictions.jsonl")) == 1
+    assert not (tmp_path / "one" / "images").exists()
+    glob_run = runner.invoke(cli, ["infer", str(exported["decoded"]), str(folder / "0*.jpg"), "-o", str(tmp_path / "g"),
+                                   "--classes", "0,1,2", "--no-save-images"])
+    assert glob_run.exit_code == 0, glob_run.output
+    records = _lines(tmp_path / "g" / "predictions.jsonl")
+    assert len(records) == 5
+    assert {d["class_id"] for r in records for d in r["detections"]} <= {0, 1, 2}
+
+
+def test_video(tmp_path, exported, sample_images):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for img in sample_images[:1] * 6:
+        writer.write(cv2.resize(img, (160, 120)))
+    writer.release()
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(video), "-o", str(tmp_path / "v"),
+                                      "--max-frames", "4"])
+    assert result.exit_code == 0, result.output
+    records = _lines(tmp_path / "v" / "predictions.jsonl")
+    assert [r["frame"] for r in records] == [1, 2, 3, 4]
+    assert (tmp_path / "v" / "annotated.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [("/no/such/place", "no such file, folder or camera index"), ("{empty}", "no images found")],
+    ids=["missing", "empty-folder"],
+)
+def test_usage_errors_exit_2(tmp_path, exported, source, message):
+    if source == "{empty}":
+        (tmp_path / "empty").mkdir()
+        source = str(tmp_path / "empty")
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), source, "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_unknown_provider_is_a_clear_error(tmp_path, exported):
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(tmp_path), "--provider", "cudaa"])
+    assert result.exit_code in (1, 2)
