@@ -49,21 +49,20 @@ def select_detections(
 
     Returns boxes [K, 4] (input pixels), scores [K], class_ids [K] (int64).
     """
-    obj = decoded[:, 4]
     cls = decoded[:, 5:]
-    class_ids = cls.argmax(axis=1)
-    scores = obj * cls[np.arange(len(cls)), class_ids]
-    keep = scores >= conf
+    scores = decoded[:, 4] * cls.max(axis=1)
+    idx = np.flatnonzero(scores >= conf)
+    class_ids = cls[idx].argmax(axis=1)  # only for the survivors: the argmax is the costly part
     if classes is not None:
-        keep &= np.isin(class_ids, np.asarray(list(classes), dtype=np.int64))
-    idx = np.flatnonzero(keep)
+        wanted = np.isin(class_ids, np.asarray(list(classes), dtype=np.int64))
+        idx, class_ids = idx[wanted], class_ids[wanted]
     if len(idx) == 0:
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64)
     c = decoded[idx, :4]
     boxes = np.empty((len(idx), 4), dtype=np.float32)
     boxes[:, :2] = c[:, :2] - c[:, 2:4] / 2
     boxes[:, 2:] = c[:, :2] + c[:, 2:4] / 2
-    sel_scores, sel_classes = scores[idx].astype(np.float32), class_ids[idx].astype(np.int64)
+    sel_scores, sel_classes = scores[idx].astype(np.float32), class_ids.astype(np.int64)
     kept = nms(boxes, sel_scores, sel_classes, iou, class_agnostic)[:max_det]
     return boxes[kept], sel_scores[kept], sel_classes[kept]
 
