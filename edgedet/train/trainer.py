@@ -1,0 +1,221 @@
+"""The YOLOX training loop: data, SimOTA loss, SGD + warm cosine, EMA, checkpoints, eval."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+from edgedet.data.augment import AugmentConfig
+from edgedet.data.coco import CocoDetection, DatasetError
+from edgedet.data.train_dataset import TrainDataset
+from edgedet.models import build_model, get_spec, load_checkpoint
+from edgedet.runtime.fileio import atomic_write_bytes
+
+from .loss import yolox_loss
+from .schedule import ModelEMA, YoloxWarmCos, build_optimizer
+
+__all__ = ["TrainConfig", "TrainError", "train", "resolve_precision"]
+
+log = logging.getLogger(__name__)
+
+
+class TrainError(ValueError):
+    """A training request that cannot run, with a one-line reason."""
+
+
+@dataclass
+class TrainConfig:
+    data: str  # dataset root: annotations/{train,val}.json + images/{train,val}/
+    model: str = "yolox-nano"
+    out: str = "runs/train"
+    epochs: int = 300
+    batch: int = 16
+    input_size: Optional[Tuple[int, int]] = None  # default: the model's test size
+    workers: int = 2  # data-loading worker processes
+    ckpt: Optional[str] = None  # initial weights (official COCO weights fine-tune to other classes)
+    resume: bool = False  # continue from out/last.pth
+    eval_interval: int = 10  # epochs between validations (and always after the last)
+    eval_limit: Optional[int] = None  # validate on the first N val images only
+    no_aug_epochs: int = 15  # last epochs without mosaic/mixup, with L1 loss
+    warmup_epochs: int = 5
+    basic_lr_per_img: float = 0.01 / 64  # lr = this * batch
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    seed: int = 0
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    channels_last: bool = True
+    iters_per_epoch: Optional[int] = None  # cap (short runs and tests)
+    threads: Optional[int] = None  # torch intra-op threads
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 autocast on CPUs with AVX-512 BF16 or AMX, fp16 AMP on CUDA, else fp32."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise TrainError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if _cpu_has_bf16() else "fp32"
+
+
+def _save(path: Path, obj: Dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _worker_init(_worker_id: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -> Dict:
+    """Train (or resume) and return a summary with the last validation metrics.
+
+    Writes ``out/last.pth`` every epoch and ``out/best.pth`` at the best validation AP,
+    both in the official layout (``"model"`` holds the EMA weights), atomically, and
+    ``out/train_log.jsonl`` with every logged step.
+    """
+    from edgedet.eval import evaluate_torch
+
+    out = Path(cfg.out)
+    try:
+        spec = get_spec(cfg.model)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    try:
+        train_set = CocoDetection.from_dir(cfg.data, "train")
+        val_set = CocoDetection.from_dir(cfg.data, "val")
+    except DatasetError as e:
+        raise TrainError(str(e)) from None
+    if train_set.class_names != val_set.class_names:
+        raise TrainError(f"{cfg.data}: train and val splits have different categories")
+    if cfg.batch > len(train_set):
+        raise TrainError(f"batch size {cfg.batch} is larger than the training set ({len(train_set)} images)")
+    if cfg.epochs < 1:
+        raise TrainError("epochs must be at least 1")
+    size = tuple(cfg.input_size or spec.test_size)
+    if size[0] % 32 or size[1] % 32:
+        raise TrainError(f"input size {size} must be multiples of 32")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device("cpu")
+    precision = resolve_precision(cfg.precision, device)
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(spec.name, num_classes=train_set.num_classes)
+    if cfg.ckpt and not cfg.resume:
+        result = load_checkpoint(model, cfg.ckpt)
+        if result.class_predictions_reinitialised:
+            log.info("fine-tuning: class predictions re-initialised for %d classes", train_set.num_classes)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    lr = cfg.basic_lr_per_img * cfg.batch
+    optimizer = build_optimizer(model, lr, cfg.momentum, cfg.weight_decay)
+    ema = ModelEMA(model)
+    start_epoch, best_ap, history = 0, -1.0, []
+    last = out / "last.pth"
+    if cfg.resume:
+        if not last.is_file():
+            raise TrainError(f"{last}: nothing to resume")
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        if state.get("num_classes") != train_set.num_classes:
+            raise TrainError(f"{last}: checkpoint has {state.get('num_classes')} classes, the dataset {train_set.num_classes}")
+        model.load_state_dict(state["train_model"])
+        ema.ema.load_state_dict(state["model"])
+        ema.updates = int(state["ema_updates"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_ap = int(state["start_epoch"]), float(state["best_ap"])
+        log.info("resumed from %s at epoch %d", last, start_epoch + 1)
+
+    dataset = TrainDataset(train_set, size, AugmentConfig.for_model(spec.name), seed=cfg.seed)
+    iters = len(train_set) // cfg.batch
+    if cfg.iters_per_epoch:
+        iters = min(iters, cfg.iters_per_epoch)
+    no_aug = min(cfg.no_aug_epochs, cfg.epochs)
+    schedule = YoloxWarmCos(lr, cfg.epochs * iters, min(cfg.warmup_epochs, cfg.epochs) * iters, no_aug * iters, cfg.min_lr_ratio)
+    log_file = (out / "train_log.jsonl").open("a", encoding="utf-8")
+    metrics = None
+    config_record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            augment = epoch < cfg.epochs - no_aug
+            dataset.set_epoch(epoch, mosaic_enabled=augment)
+            generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=cfg.batch, shuffle=True, generator=generator, num_workers=cfg.workers,
+                drop_last=True, worker_init_fn=_worker_init if cfg.workers else None,
+                persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+            )
+            model.train()
+            start = time.perf_counter()
+            for it, (images, targets) in enumerate(loader):
+                if it >= iters:
+                    break
+                global_it = epoch * iters + it
+                for group in optimizer.param_groups:
+                    group["lr"] = schedule(global_it)
+                if cfg.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    levels = model(images)
+                parts = yolox_loss([lv.float() for lv in levels], targets, spec.strides, use_l1=not augment)
+                if not math.isfinite(float(parts.total.detach())):
+                    raise TrainError(f"loss became {float(parts.total.detach())} at epoch {epoch + 1}, iteration {it + 1}")
+                optimizer.zero_grad(set_to_none=True)
+                parts.total.backward()
+                optimizer.step()
+                ema.update(model)
+                record = {"epoch": epoch + 1, "iter": it + 1, "iters": iters, "lr": schedule(global_it),
+                          "images_per_s": (it + 1) * cfg.batch / (time.perf_counter() - start), **parts.as_floats()}
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                if progress:
+                    progress(record)
+            curr_ap = None
+            if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
+                metrics = evaluate_torch(ema.ema, val_set, size, limit=cfg.eval_limit)
+                curr_ap = metrics.AP
+                history.append({"epoch": epoch + 1, **{k: v for k, v in metrics.to_dict().items() if k != "settings"}})
+                log_file.write(json.dumps({"epoch": epoch + 1, "val": metrics.to_dict()}) + "\n")
+                log_file.flush()
+                if progress:
+                    progress({"epoch": epoch + 1, "val": metrics.to_dict()})
+            state = {
+                "model": ema.ema.state_dict(), "train_model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "start_epoch": epoch + 1, "best_ap": max(best_ap, curr_ap if curr_ap is not None else -1.0),
+                "curr_ap": curr_ap if curr_ap is not None else -1.0, "ema_updates": ema.updates,
+                "model_name": spec.name, "num_classes": train_set.num_classes,
+                "class_names": list(train_set.class_names), "input_size": list(size), "config": config_record,
+            }
+            _save(last, state)
+            if curr_ap is not None and curr_ap > best_ap:
+                best_ap = curr_ap
+                _save(out / "best.pth", state)
+    finally:
+        log_file.close()
+    return {"out": str(out), "best_ap": best_ap, "metrics": metrics.to_dict() if metrics else None, "history": history,
+            "precision": precision, "epochs": cfg.epochs}
