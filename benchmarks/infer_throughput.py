@@ -154,11 +154,11 @@ def _reference_ckpt(model_name: str, work: Path) -> str:
     """A checkpoint with the deterministic reference weights (varied scores, like a trained model)."""
     import torch
 
-    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    sys.path.insert(0, str(ROOT / "tests" / "assets"))
     import ref_weights
 
     size = model_name.split("-")[-1]
-    rows = ref_weights.keys_and_shapes_from_json(str(ROOT / "tests" / "data" / f"state_dict_{size}.json"))
+    rows = ref_weights.keys_and_shapes_from_json(str(ROOT / "tests" / "assets" / f"state_dict_{size}.json"))
     path = work / f"{model_name}_reference.pth"
     torch.save({"model": {k: torch.from_numpy(v) for k, v in ref_weights.make_state_dict(rows).items()}}, path)
     return str(path)

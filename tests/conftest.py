@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "assets"
 sys.path.insert(0, str(DATA))  # ref_weights.py, the deterministic reference-weight generator
 
 try:

@@ -86,8 +86,8 @@ def _affine_matrix(rng: np.random.Generator, size: Tuple[int, int], degrees, tra
     m = np.ones((2, 3))
     m[0] = rotation[0] + shear_y * rotation[1]
     m[1] = rotation[1] + shear_x * rotation[0]
-    m[0, 2] = rng.uniform(0.5 - translate, 0.5 + translate) * w
-    m[1, 2] = rng.uniform(0.5 - translate, 0.5 + translate) * h
+    m[0, 2] = rng.uniform(-translate, translate) * w
+    m[1, 2] = rng.uniform(-translate, translate) * h
     return m, scale
 
 
@@ -95,8 +95,10 @@ def random_affine(
     image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator, target_size: Tuple[int, int],
     degrees: float = 10.0, translate: float = 0.1, scales: Tuple[float, float] = (0.1, 2.0), shear: float = 2.0,
 ) -> Sample:
-    """Rotate, scale and shear about the origin, translate near the centre, warp to
-    ``target_size`` (H, W) with border 114; boxes become the bounds of their warped corners."""
+    """Rotate, scale and shear about the origin (0, 0), translate by up to ``translate`` of
+    the size, warp to ``target_size`` (H, W) with border 114; boxes become the bounds of
+    their warped corners. As upstream: the output shows the input's top-left region, so a
+    2S mosaic needs a scale below 1 to be seen whole."""
     m, _ = _affine_matrix(rng, target_size, degrees, translate, scales, shear)
     out = cv2.warpAffine(image, m, dsize=(target_size[1], target_size[0]), borderValue=(114, 114, 114))
     if len(boxes):

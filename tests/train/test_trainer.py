@@ -1,0 +1,108 @@
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgedet.cli import cli
+from edgedet.data.synth_dataset import write_synth_dataset
+from edgedet.train import TrainConfig, TrainError, train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    write_synth_dataset(root, {"train": 16, "val": 4}, size=(128, 128), seed=0)
+    return root
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=str(data), model="yolox-nano", out=str(out), epochs=2, batch=4, input_size=(128, 128), workers=0,
+                eval_interval=100, eval_limit=4, no_aug_epochs=1, warmup_epochs=1, precision="fp32", threads=1,
+                channels_last=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow
+def test_short_run_lowers_the_loss(tiny_data, tmp_path):
+    # all 16 images in every step, no mosaic: the loss must fall
+    cfg = _cfg(tiny_data, tmp_path / "run", epochs=20, batch=16, no_aug_epochs=20, warmup_epochs=0,
+               basic_lr_per_img=0.1 / 16)
+    losses = []
+    train(cfg, progress=lambda r: losses.append(r["loss"]) if "loss" in r else None)
+    assert len(losses) == 20
+    assert sum(losses[-3:]) / 3 < 0.95 * sum(losses[:3]) / 3  # measured: 12.4 -> 11.4
+
+
+@pytest.mark.slow
+def test_resume_reaches_the_same_weights(tiny_data, tmp_path):
+    full = tmp_path / "full"
+    train(_cfg(tiny_data, full, epochs=3))
+    part = tmp_path / "part"
+    train(_cfg(tiny_data, part, epochs=3), progress=_stop_after_epoch(2))  # "killed" during epoch 3
+    assert torch.load(part / "last.pth", weights_only=True)["start_epoch"] == 2
+    train(_cfg(tiny_data, part, epochs=3, resume=True))
+    a = torch.load(full / "last.pth", weights_only=True)
+    b = torch.load(part / "last.pth", weights_only=True)
+    assert a["start_epoch"] == b["start_epoch"] == 3
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
+    # the official layout: "model" holds weights loadable by load_checkpoint
+    from edgedet.models import build_model, load_checkpoint
+
+    load_checkpoint(build_model("yolox-nano", num_classes=6), full / "last.pth")
+    assert (full / "best.pth").is_file()
+
+
+class _Killed(Exception):
+    pass
+
+
+def _stop_after_epoch(n):
+    def progress(record):
+        if record.get("epoch", 0) > n:
+            raise _Killed()
+    return _raising(progress)
+
+
+def _raising(progress):
+    def wrapper(record):
+        try:
+            progress(record)
+        except _Killed:
+            raise KeyboardInterrupt
+    return wrapper
+
+
+@pytest.fixture(autouse=True)
+def _swallow_interrupt(monkeypatch):
+    import edgedet.train.trainer as trainer
+
+    real = trainer.train
+
+    def run(cfg, progress=None):
+        try:
+            return real(cfg, progress)
+        except KeyboardInterrupt:
+            return None
+
+    monkeypatch.setattr("tests.train.test_trainer.train", run)
+
+
+def test_bad_requests(tiny_data, tmp_path):
+    with pytest.raises(TrainError, match="batch size 64 is larger than the training set \\(16 images\\)"):
+        train(_cfg(tiny_data, tmp_path / "x", batch=64))
+    import shutil
+
+    shutil.copytree(tiny_data, tmp_path / "noval")
+    (tmp_path / "noval" / "annotations" / "val.json").unlink()
+    with pytest.raises(TrainError, match="no val split"):
+        train(_cfg(tmp_path / "noval", tmp_path / "y"))
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train(_cfg(tiny_data, tmp_path / "z", resume=True))
+
+
+def test_train_cli_reports_errors(tiny_data, tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--data", str(tiny_data), "--batch", "64", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "batch size 64 is larger than the training set" in result.output
