@@ -78,6 +78,17 @@ def test_fp16_keeps_io_float32_and_tail_in_float(tmp_path, ckpt_nano):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["raw", "nms"])
+def test_fp16_dynamic_batch_formats(tmp_path, ckpt_nano, fmt):
+    out = tmp_path / f"{fmt}16.onnx"
+    result = export_model("yolox-nano", out, ckpt=ckpt_nano, input_size=SIZE, fp16=True, batch=None, output_format=fmt)
+    assert result.parity.ok and result.metadata.precision == "fp16" and result.metadata.batch is None
+    session = _session(out)
+    outputs = session.run(None, {"images": parity_images(SIZE, 3, seed=2)})
+    assert all(o.shape[0] == 3 for o in outputs)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, None], ids=["static", "dynamic"])
 def test_nms_format_outputs(tmp_path, ckpt_nano, batch):
     out = tmp_path / "nms.onnx"
