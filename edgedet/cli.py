@@ -418,14 +418,21 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
 
 
 @cli.command()
-def demo() -> None:
-    """Run the end-to-end demo on the embedded default, with no downloads.
+@click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True, metavar="DIR",
+              help="Where the demo writes its model and results.")
+def demo(out) -> None:
+    """Run the pipeline end to end on the embedded default, with no downloads.
+
+    Exports the shipped yolox-nano demo checkpoint to ONNX (with its parity check), runs
+    `infer` on examples/images and evaluates the model on new synthetic images.
 
     Example: edgedet demo
     """
+    from pathlib import Path
+
     from .demo import run_demo
 
-    run_demo(echo=click.echo)
+    run_demo(Path(out), echo=click.echo)
 
 
 def main() -> None:
