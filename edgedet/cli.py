@@ -298,6 +298,57 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
+              help="auto, tensorrt, cuda, coreml, directml, openvino or cpu.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch for dynamic models.")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed runs per model.")
+@click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="Timed rounds.")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=None, help="Time for this long instead of --iters.")
+@click.option("--end-to-end", "e2e", is_flag=True, help="Also time decode + letterbox + run + post-process of a real image.")
+@click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Image for --end-to-end (default: one of examples/images).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help="Write the results.")
+def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, json_out) -> None:
+    """Time ONNX models: cold start, latency percentiles, throughput, memory.
+
+    Several models are timed interleaved (A B A B ...) and compared with the first.
+    Achieved GFLOP/s (FLOPs from the metadata over the measured time) is shown beside this
+    machine's measured fp32 matrix-multiply peak.
+
+    \b
+    Example:
+      edgedet bench nano.onnx nano-int8.onnx --threads 1 --end-to-end
+    """
+    from pathlib import Path
+
+    from .runtime.bench import benchmark, matmul_peak_gflops
+    from .runtime.fileio import atomic_write_json
+
+    picture = None
+    if e2e:
+        picture = Path(image) if image else sorted((Path(__file__).resolve().parents[1] / "examples" / "images").glob("*.jpg"))[0]
+    try:
+        results = benchmark(models, providers=provider, threads=threads, batch=batch, warmup=warmup, iters=iters,
+                            seconds=seconds, end_to_end=picture)
+    except ValueError as e:
+        raise _fail(e) from None
+    peak = matmul_peak_gflops()
+    header = ("model", "provider", "MB", "create ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "img/s",
+              "e2e img/s", "RSS MB", "GFLOP/s", "x first")
+    rows = [(Path(r.model).name, r.provider.replace("ExecutionProvider", ""), f"{r.size_mb:.1f}", f"{r.session_ms:.0f}",
+             f"{r.first_run_ms:.1f}", f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.images_per_s:.1f}",
+             f"{r.e2e_images_per_s:.1f}" if r.e2e_images_per_s else "-", f"{r.rss_mb:.0f}",
+             f"{r.achieved_gflops_per_s:.1f}" if r.achieved_gflops_per_s else "-", f"{r.ratios['images_per_s']:.2f}")
+            for r in results]
+    click.echo(format_table(header, rows))
+    click.echo(f"fp32 matmul peak of this machine (numpy BLAS, 1024^3): {peak:.1f} GFLOP/s")
+    if json_out:
+        atomic_write_json(json_out, {"results": [r.to_dict() for r in results], "matmul_peak_gflops": peak})
+
+
 @cli.group()
 def data() -> None:
     """Datasets: make the synthetic COCO-format set."""

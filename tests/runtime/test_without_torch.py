@@ -64,3 +64,18 @@ finally:
     result = _run(code, str(exported["decoded"]), str(folder), "-o", str(tmp_path / "out"), "--no-save-images")
     assert result.returncode == 0, result.stderr
     assert "3 images done, 0 failed" in result.stdout
+
+
+def test_bench_command_without_torch(exported):
+    code = """
+import sys
+from edgedet.cli import main
+sys.argv = ["edgedet", "bench", *sys.argv[1:]]
+try:
+    main()
+finally:
+    assert "torch" not in sys.modules, "torch was imported"
+"""
+    result = _run(code, str(exported["decoded"]), "--iters", "3", "--warmup", "0", "--end-to-end")
+    assert result.returncode == 0, result.stderr
+    assert "matmul peak" in result.stdout
