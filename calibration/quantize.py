@@ -1,0 +1,247 @@
+"""INT8 post-training quantization with ONNX Runtime's own tooling.
+
+File in, file out, scratch hidden: the model is pre-processed (shape inference and graph
+optimisation, ``quant_pre_process``) and quantized (``quantize_static``, QDQ format) inside
+a temporary folder; the result gets edgedet metadata and is written atomically.
+
+Activation types per target, chosen by measurement:
+
+- ``cpu``: unsigned int8 activations, signed int8 weights (U8S8). ONNX Runtime's x86 int8
+  kernels are built on the u8 x s8 multiply-add (VPMADDUBSW / VNNI); signed activations
+  (S8S8) have no such fast path on x86 and are run through conversions, which is what
+  made S8S8 slower than fp32 in the measurements this project started from.
+- ``tensorrt``: signed symmetric int8 activations and weights, as TensorRT requires of
+  Q/DQ models.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import onnx
+
+from edgedet.runtime.fileio import atomic_write_bytes
+from edgedet.runtime.metadata import MetadataError, ModelMetadata, from_props, to_props
+
+from .calibration_set import CalibrationSet
+
+__all__ = ["QuantizeError", "QuantizeResult", "METHODS", "TARGETS", "quantize_model", "auto_exclusions", "evaluate_pair", "check_eval_data",
+           "read_metadata", "compare_latency"]
+
+log = logging.getLogger(__name__)
+
+METHODS = ("minmax", "entropy", "percentile")
+TARGETS = ("cpu", "tensorrt")
+
+
+class QuantizeError(ValueError):
+    """A quantization request that cannot run, with a one-line reason."""
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    method: str
+    target: str
+    excluded: List[str]
+    num_images: int
+    fp32_mb: float
+    int8_mb: float
+    qdq_nodes: int
+    calibration_cached: bool
+    latency_ms: Dict[str, float] = field(default_factory=dict)  # fp32 / int8 medians
+
+    def report(self) -> Dict:
+        return {"output": str(self.path), "method": self.method, "target": self.target, "num_images": self.num_images,
+                "excluded_nodes": self.excluded, "size_mb": {"fp32": round(self.fp32_mb, 3), "int8": round(self.int8_mb, 3)},
+                "qdq_nodes": self.qdq_nodes, "latency_ms": self.latency_ms,
+                "latency_ratio": (round(self.latency_ms["int8"] / self.latency_ms["fp32"], 3)
+                                  if self.latency_ms else None)}
+
+
+def read_metadata(model: onnx.ModelProto, path: Path) -> ModelMetadata:
+    props = {p.key: p.value for p in model.metadata_props}
+    try:
+        return from_props(props)
+    except MetadataError as e:
+        raise QuantizeError(f"{path}: {e}") from None
+
+
+def auto_exclusions(model: onnx.ModelProto) -> List[str]:
+    """The nodes ``--exclude auto`` keeps in float: the head's tail after the last
+    prediction convs (per-level concat of box/objectness/class outputs, flatten and level
+    concat, sigmoids, decode), found structurally by ``exporters.graph.tail_nodes``.
+    Quantizing that concat per tensor is what collapses YOLOX's accuracy: box coordinates
+    in the hundreds and probabilities in 0..1 would share one scale."""
+    from exporters.graph import ensure_node_names, tail_nodes
+
+    ensure_node_names(model)
+    return tail_nodes(model)
+
+
+def _count_qdq(model: onnx.ModelProto) -> int:
+    return sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def compare_latency(fp32: Union[str, bytes], int8: Union[str, bytes], rounds: int = 20, threads: int = 1,
+                    sample: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """Median latency (ms) of the two models on the CPU provider, same threads, runs interleaved."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    sessions = {k: ort.InferenceSession(m, options, providers=["CPUExecutionProvider"]) for k, m in
+                (("fp32", fp32), ("int8", int8))}
+    inp = sessions["fp32"].get_inputs()[0]
+    if sample is None:
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        sample = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
+    times: Dict[str, List[float]] = {"fp32": [], "int8": []}
+    for s in sessions.values():
+        s.run(None, {inp.name: sample})
+    for _ in range(rounds):
+        for k, s in sessions.items():
+            start = time.perf_counter()
+            s.run(None, {inp.name: sample})
+            times[k].append((time.perf_counter() - start) * 1000)
+    return {k: round(statistics.median(v), 3) for k, v in times.items()}
+
+
+def quantize_model(
+    model_path: Union[str, Path],
+    calib_source: Union[str, Path],
+    output: Union[str, Path],
+    *,
+    num_images: int = 200,
+    seed: int = 0,
+    method: str = "minmax",
+    percentile: float = 99.99,
+    per_channel: bool = True,
+    target: str = "cpu",
+    exclude: Union[str, Sequence[str]] = "auto",
+    cache_dir: Optional[Path] = None,
+    measure_latency: bool = True,
+    calib_split: str = "train",
+) -> QuantizeResult:
+    """Quantize an edgedet fp32 ``.onnx`` to INT8 (QDQ) calibrated on ``calib_source``.
+
+    ``exclude``: ``"auto"`` (the head's tail, see ``auto_exclusions``), ``"none"``, or node
+    names. Raises QuantizeError for an unusable request; nothing is written then.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model_path, output = Path(model_path), Path(output)
+    if method not in METHODS:
+        raise QuantizeError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    if target not in TARGETS:
+        raise QuantizeError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
+    if not 90.0 <= percentile <= 100.0:
+        raise QuantizeError(f"percentile must be in [90, 100], got {percentile}")
+    if not model_path.is_file():
+        raise QuantizeError(f"{model_path}: no such model file")
+    if not output.parent.is_dir():
+        raise QuantizeError(f"{output}: folder {output.parent} does not exist")
+    model = onnx.load(str(model_path))
+    meta = read_metadata(model, model_path)
+    if meta.precision == "int8" or _count_qdq(model):
+        raise QuantizeError(f"{model_path}: already quantized (precision {meta.precision}); quantize the fp32 export")
+    if meta.precision != "fp32":
+        raise QuantizeError(f"{model_path}: is {meta.precision}; INT8 calibration needs the fp32 export")
+    calib = CalibrationSet(calib_source, meta, num_images=num_images, seed=seed, batch=meta.batch or 1,
+                           cache_dir=cache_dir, split=calib_split)
+
+    with tempfile.TemporaryDirectory(prefix="edgedet-quant-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
+        prepared_model = onnx.load(str(prepared))
+        names = {n.name for n in prepared_model.graph.node}
+        if exclude == "auto":
+            excluded = auto_exclusions(prepared_model)
+            onnx.save(prepared_model, str(prepared))  # with the node names auto_exclusions gave
+        elif exclude == "none" or not exclude:
+            excluded = []
+        else:
+            excluded = list(exclude.split(",") if isinstance(exclude, str) else exclude)
+            unknown = [n for n in excluded if n not in names]
+            if unknown:
+                raise QuantizeError(f"--exclude names nodes not in the model: {', '.join(unknown[:5])}")
+        quantized = Path(scratch) / "int8.onnx"
+        symmetric_activations = target == "tensorrt"
+        try:
+            quantize_static(
+                str(prepared), str(quantized), calib,
+                quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
+                weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                  "percentile": CalibrationMethod.Percentile}[method],
+                calibration_providers=["CPUExecutionProvider"],
+                extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True,
+                               "CalibPercentile": percentile},
+            )
+        except ValueError as e:  # e.g. numpy's histogram on a constant tensor (entropy/percentile)
+            raise QuantizeError(f"{model_path}: ONNX Runtime's {method} calibration failed ({e}); "
+                                f"try --method minmax") from e
+        q_model = onnx.load(str(quantized))
+    calibration = {"method": method, "percentile": percentile if method == "percentile" else None,
+                   "num_images": len(calib), "images_sha256": calib.images_sha256, "seed": seed,
+                   "source": Path(calib_source).name, "per_channel": per_channel, "target": target,
+                   "activation_type": "int8" if target == "tensorrt" else "uint8", "weight_type": "int8",
+                   "excluded_nodes": excluded}
+    int8_meta = meta.with_changes(precision="int8", calibration=calibration)
+    del q_model.metadata_props[:]
+    for key, value in to_props(int8_meta).items():
+        q_model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(q_model)
+    data = q_model.SerializeToString()
+    latency = compare_latency(str(model_path), data, sample=calib.subset(meta.batch or 1)) if measure_latency else {}
+    atomic_write_bytes(output, data)
+    return QuantizeResult(output, method, target, excluded, len(calib), model_path.stat().st_size / 1e6,
+                          len(data) / 1e6, _count_qdq(q_model), calib.cache_hit, latency)
+
+
+def check_eval_data(model_path: Path, data_dir: Union[str, Path]):
+    """The val split of ``data_dir``, checked against the model's classes before any work."""
+    from edgedet.data.coco import CocoDetection, DatasetError
+
+    try:
+        dataset = CocoDetection.from_dir(data_dir, "val")
+    except DatasetError as e:
+        raise QuantizeError(str(e)) from None
+    meta = read_metadata(onnx.load(str(model_path), load_external_data=False), model_path)
+    if meta.num_classes != dataset.num_classes:
+        raise QuantizeError(f"{data_dir}: the evaluation set has {dataset.num_classes} classes, "
+                            f"{model_path} has {meta.num_classes}")
+    return dataset
+
+
+def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], limit: Optional[int] = None) -> Dict:
+    """AP of the fp32 and int8 models on ``data_dir``'s val split (official eval settings),
+    stored in the int8 model's calibration metadata as well (the file is rewritten atomically)."""
+    from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
+    from edgedet.runtime import Detector
+
+    dataset = check_eval_data(fp32_path, data_dir)
+    scores = {}
+    for name, path in (("fp32", fp32_path), ("int8", int8_path)):
+        det = Detector(path, providers="cpu", conf=EVAL_CONF, iou=EVAL_IOU)
+        m = evaluate_detector(det, dataset, limit=limit)
+        scores[name] = {"AP": round(m.AP, 4), "AP50": round(m.AP50, 4)}
+    scores["ap_drop"] = round(scores["fp32"]["AP"] - scores["int8"]["AP"], 4)
+    model = onnx.load(str(int8_path))
+    meta = read_metadata(model, int8_path)
+    meta = meta.with_changes(calibration={**(meta.calibration or {}), "eval": scores, "eval_data": Path(data_dir).name})
+    del model.metadata_props[:]
+    for key, value in to_props(meta).items():
+        model.metadata_props.add(key=key, value=value)
+    atomic_write_bytes(int8_path, model.SerializeToString())
+    return scores

@@ -1,0 +1,120 @@
+import logging
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+
+from calibration import CalibrationError, CalibrationSet, QuantizeError, quantize_model
+from calibration.quantize import read_metadata
+from edgedet.cli import cli
+from edgedet.data.synth_dataset import write_synth_dataset
+from edgedet.runtime import Detector
+
+
+@pytest.fixture(scope="module")
+def calib_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calib")
+    write_synth_dataset(root, {"train": 12, "val": 4}, size=(128, 160), seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, exported, calib_data):
+    out = tmp_path_factory.mktemp("int8") / "nano-int8.onnx"
+    result = quantize_model(exported["decoded"], calib_data, out, num_images=8, cache_dir=out.parent / "cache")
+    return out, result
+
+
+def test_output_is_qdq_and_runs(quantized, sample_images):
+    out, result = quantized
+    model = onnx.load(str(out))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 50
+    assert result.qdq_nodes == ops.count("QuantizeLinear") + ops.count("DequantizeLinear")
+    weights = {i.name: i for i in model.graph.initializer}
+    assert any(w.data_type == onnx.TensorProto.INT8 for w in weights.values())  # int8 weights
+    meta = read_metadata(model, out)
+    assert meta.precision == "int8"
+    assert meta.calibration["method"] == "minmax" and meta.calibration["num_images"] == 8
+    assert meta.calibration["activation_type"] == "uint8" and meta.calibration["excluded_nodes"] == result.excluded
+    det = Detector(out, threads=1)(sample_images[0])
+    assert det.image_shape == sample_images[0].shape[:2]
+    assert result.int8_mb < result.fp32_mb and set(result.latency_ms) == {"fp32", "int8"}
+
+
+def test_excluded_tail_stays_float(quantized):
+    out, result = quantized
+    model = onnx.load(str(out))
+    by_name = {n.name: n for n in model.graph.node}
+    assert {"Exp", "Sigmoid"} <= {by_name[n].op_type for n in result.excluded}
+    excluded_outputs = {o for n in result.excluded for o in by_name[n].output}
+    quantized_inputs = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert not excluded_outputs & quantized_inputs
+
+
+def test_calibration_is_deterministic_and_cached(exported, calib_data, tmp_path, caplog):
+    meta = read_metadata(onnx.load(str(exported["decoded"])), exported["decoded"])
+    a = CalibrationSet(calib_data, meta, num_images=5, seed=1, cache_dir=tmp_path)
+    b = CalibrationSet(calib_data, meta, num_images=5, seed=1, cache_dir=tmp_path)
+    c = CalibrationSet(calib_data, meta, num_images=5, seed=2, cache_dir=tmp_path)
+    assert a.paths == b.paths and a.paths != c.paths
+    assert not a.cache_hit and b.cache_hit and np.array_equal(a.tensors, b.tensors)
+    assert a.tensors.shape == (5, 3, 128, 160) and a.tensors.dtype == np.float32
+    assert len(list(a)) == 5 and a.get_next() is None
+    with caplog.at_level(logging.WARNING):
+        many = CalibrationSet(calib_data, meta, num_images=50, cache_dir=tmp_path)
+    assert len(many) == 12 and "fewer than the 50 asked for" in caplog.text
+
+
+def test_bad_inputs(exported, quantized, calib_data, tmp_path):
+    with pytest.raises(QuantizeError, match="already quantized"):
+        quantize_model(quantized[0], calib_data, tmp_path / "x.onnx", num_images=2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CalibrationError, match="no images found"):
+        quantize_model(exported["decoded"], tmp_path / "empty", tmp_path / "x.onnx", num_images=2)
+    bare = onnx.load(str(exported["decoded"]))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(QuantizeError, match="not exported by edgedet"):
+        quantize_model(tmp_path / "bare.onnx", calib_data, tmp_path / "x.onnx", num_images=2)
+    with pytest.raises(QuantizeError, match="nodes not in the model: nope"):
+        quantize_model(exported["decoded"], calib_data, tmp_path / "x.onnx", num_images=2, exclude="nope")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_eval_set_with_other_classes_is_refused_before_any_work(exported, calib_data, tmp_path):
+    out = tmp_path / "x-int8.onnx"
+    result = CliRunner().invoke(cli, ["quantize", str(exported["decoded"]), "--calib", str(calib_data), "-o", str(out),
+                                      "--eval", str(calib_data)])
+    assert result.exit_code == 1
+    assert "the evaluation set has 6 classes" in result.output and "has 80" in result.output
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_tensorrt_target_with_eval(calib_data, tmp_path):
+    from exporters import export_model
+
+    fp32 = tmp_path / "six.onnx"
+    export_model("yolox-nano", fp32, num_classes=6, input_size=(128, 160), batch=None, output_format="raw",
+                 echo=lambda _m: None)
+    out = tmp_path / "trt-int8.onnx"
+    result = CliRunner().invoke(cli, ["quantize", str(fp32), "--calib", str(calib_data), "-o", str(out),
+                                      "--num-images", "4", "--target", "tensorrt", "--method", "minmax",
+                                      "--eval", str(calib_data), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "kept in float" in result.output and "latency int8/fp32" in result.output
+    meta = read_metadata(onnx.load(str(out)), out)
+    assert meta.calibration["activation_type"] == "int8" and meta.calibration["method"] == "minmax"
+    assert set(meta.calibration["eval"]) == {"fp32", "int8", "ap_drop"}
+    assert (tmp_path / "trt-int8.json").is_file()
+    from onnx import numpy_helper
+
+    # activation zero points (scalars): signed and 0, i.e. symmetric, as TensorRT needs
+    zero_points = [i for i in onnx.load(str(out)).graph.initializer
+                   if i.name.endswith("zero_point") and not i.dims and i.data_type != onnx.TensorProto.INT32]
+    assert zero_points and all(z.data_type == onnx.TensorProto.INT8 for z in zero_points)
+    assert all(int(numpy_helper.to_array(z)) == 0 for z in zero_points)
+    assert ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_inputs()[0].name == "images"
