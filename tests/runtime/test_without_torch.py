@@ -47,35 +47,29 @@ print(json.dumps({"n": len(det), "torch_loaded": "torch" in sys.modules}))
     assert "TORCH IMPORTED" not in result.stdout
 
 
+CLI_WITHOUT_TORCH = """
+import sys
+from edgedet.cli import main
+sys.argv = ["edgedet", *sys.argv[1:]]
+try:
+    main()
+finally:
+    assert "torch" not in sys.modules, "torch was imported"
+"""
+
+
 def test_infer_command_without_torch(exported, sample_images, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i, img in enumerate(sample_images[:3]):
         cv2.imwrite(str(folder / f"{i}.jpg"), img)
-    code = """
-import sys
-from edgedet.cli import main
-sys.argv = ["edgedet", "infer", *sys.argv[1:]]
-try:
-    main()
-finally:
-    assert "torch" not in sys.modules, "torch was imported"
-"""
-    result = _run(code, str(exported["decoded"]), str(folder), "-o", str(tmp_path / "out"), "--no-save-images")
+    result = _run(CLI_WITHOUT_TORCH, "infer", str(exported["decoded"]), str(folder), "-o", str(tmp_path / "out"),
+                  "--no-save-images")
     assert result.returncode == 0, result.stderr
     assert "3 images done, 0 failed" in result.stdout
 
 
 def test_bench_command_without_torch(exported):
-    code = """
-import sys
-from edgedet.cli import main
-sys.argv = ["edgedet", "bench", *sys.argv[1:]]
-try:
-    main()
-finally:
-    assert "torch" not in sys.modules, "torch was imported"
-"""
-    result = _run(code, str(exported["decoded"]), "--iters", "3", "--warmup", "0", "--end-to-end")
+    result = _run(CLI_WITHOUT_TORCH, "bench", str(exported["decoded"]), "--iters", "3", "--warmup", "0", "--end-to-end")
     assert result.returncode == 0, result.stderr
     assert "matmul peak" in result.stdout
