@@ -466,7 +466,8 @@ def data_synth(out, n_train, n_val, size, seed) -> None:
               help="auto: bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")
-@click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True, help="Processes (DDP); only 1 for now.")
+@click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes on this machine for DistributedDataParallel (the batch is split between them).")
 def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, resume, eval_interval, eval_limit,
           no_aug_epochs, warmup_epochs, precision, seed, threads, devices) -> None:
     """Train YOLOX on a COCO-format dataset with the official recipe.
@@ -481,12 +482,10 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
     from .train import TrainConfig, TrainError
     from .train import train as run_training
 
-    if devices != 1:
-        raise click.UsageError("--devices > 1 (DDP) is not available yet; train with --devices 1")
     cfg = TrainConfig(data=data_dir, model=model_name, out=out, epochs=epochs, batch=batch, input_size=input_size,
                       workers=workers, ckpt=_resolve_ckpt(ckpt), resume=resume, eval_interval=eval_interval,
                       eval_limit=eval_limit, no_aug_epochs=no_aug_epochs, warmup_epochs=warmup_epochs,
-                      precision=precision, seed=seed, threads=threads)
+                      precision=precision, seed=seed, threads=threads, devices=devices)
 
     def progress(rec):
         if "val" in rec:
@@ -501,7 +500,8 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
         result = run_training(cfg, progress=progress)
     except TrainError as e:
         raise _fail(e) from None
-    click.echo(f"done: best AP {result['best_ap']:.4f}; checkpoints in {result['out']}")
+    if "best_ap" in result:  # rank 0 (other torchrun ranks only train)
+        click.echo(f"done: best AP {result['best_ap']:.4f}; checkpoints in {result['out']}")
 
 
 @cli.command("eval")

@@ -57,6 +57,7 @@ class TrainConfig:
     channels_last: bool = True
     iters_per_epoch: Optional[int] = None  # cap (short runs and tests)
     threads: Optional[int] = None  # torch intra-op threads
+    devices: int = 1  # processes for DistributedDataParallel (gloo on CPU, NCCL on GPUs)
 
 
 def _cpu_has_bf16() -> bool:
@@ -84,11 +85,55 @@ def _save(path: Path, obj: Dict) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _digest(model: torch.nn.Module) -> str:
+    """Hash of the parameters (not the BN running statistics, which DDP lets each rank
+    update from its own data between the broadcasts at each forward)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, value in model.named_parameters():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _worker_init(_worker_id: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        result = train(dataclasses.replace(cfg, devices=1))
+        if rank == 0:
+            (Path(cfg.out) / "summary.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+def _launch_from_env() -> bool:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR in the environment)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return True
 
 
 def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -> Dict:
@@ -97,8 +142,32 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
     Writes ``out/last.pth`` every epoch and ``out/best.pth`` at the best validation AP,
     both in the official layout (``"model"`` holds the EMA weights), atomically, and
     ``out/train_log.jsonl`` with every logged step.
+
+    ``cfg.devices > 1`` spawns that many processes on this machine and trains with
+    DistributedDataParallel (the batch is split between them; rank 0 logs, evaluates and
+    writes checkpoints). Under ``torchrun`` the process group comes from the environment.
     """
+    import torch.distributed as dist
+
     from edgedet.eval import evaluate_torch
+
+    if cfg.devices > 1:
+        if cfg.batch % cfg.devices:
+            raise TrainError(f"batch {cfg.batch} must be divisible by --devices {cfg.devices}")
+        import torch.multiprocessing as mp
+
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        mp.spawn(_ddp_worker, args=(cfg.devices, _free_port(), cfg), nprocs=cfg.devices, join=True)
+        return json.loads((Path(cfg.out) / "summary.json").read_text())
+    joined = _launch_from_env()
+    distributed = dist.is_initialized()
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    if distributed and cfg.batch % world:
+        raise TrainError(f"batch {cfg.batch} must be divisible by the world size {world}")
+    main_process = rank == 0
+    if not main_process:
+        progress = None
 
     out = Path(cfg.out)
     try:
@@ -136,6 +205,11 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
     lr = cfg.basic_lr_per_img * cfg.batch
     optimizer = build_optimizer(model, lr, cfg.momentum, cfg.weight_decay)
     ema = ModelEMA(model)
+    net = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)  # broadcasts rank 0's weights, averages gradients
     start_epoch, best_ap, history = 0, -1.0, []
     last = out / "last.pth"
     if cfg.resume:
@@ -157,7 +231,7 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
         iters = min(iters, cfg.iters_per_epoch)
     no_aug = min(cfg.no_aug_epochs, cfg.epochs)
     schedule = YoloxWarmCos(lr, cfg.epochs * iters, min(cfg.warmup_epochs, cfg.epochs) * iters, no_aug * iters, cfg.min_lr_ratio)
-    log_file = (out / "train_log.jsonl").open("a", encoding="utf-8")
+    log_file = (out / ("train_log.jsonl" if main_process else f"train_log.rank{rank}.jsonl")).open("a", encoding="utf-8")
     metrics = None
     config_record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
     try:
@@ -165,8 +239,14 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
             augment = epoch < cfg.epochs - no_aug
             dataset.set_epoch(epoch, mosaic_enabled=augment)
             generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            sampler = None
+            if distributed:
+                sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=cfg.seed,
+                                                              drop_last=True)
+                sampler.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(
-                dataset, batch_size=cfg.batch, shuffle=True, generator=generator, num_workers=cfg.workers,
+                dataset, batch_size=cfg.batch // world, shuffle=sampler is None, sampler=sampler,
+                generator=generator if sampler is None else None, num_workers=cfg.workers,
                 drop_last=True, worker_init_fn=_worker_init if cfg.workers else None,
                 persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
             )
@@ -181,7 +261,7 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 if cfg.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    levels = model(images)
+                    levels = net(images)
                 parts = yolox_loss([lv.float() for lv in levels], targets, spec.strides, use_l1=not augment)
                 if not math.isfinite(float(parts.total.detach())):
                     raise TrainError(f"loss became {float(parts.total.detach())} at epoch {epoch + 1}, iteration {it + 1}")
@@ -196,6 +276,12 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 if progress:
                     progress(record)
             curr_ap = None
+            if distributed:  # each rank logs a digest of its weights: they must stay identical
+                log_file.write(json.dumps({"epoch": epoch + 1, "rank": rank, "weights_sha256": _digest(model)}) + "\n")
+                log_file.flush()
+            if not main_process:
+                dist.barrier()  # rank 0 evaluates and writes the checkpoint
+                continue
             if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
                 metrics = evaluate_torch(ema.ema, val_set, size, limit=cfg.eval_limit)
                 curr_ap = metrics.AP
@@ -215,7 +301,13 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
             if curr_ap is not None and curr_ap > best_ap:
                 best_ap = curr_ap
                 _save(out / "best.pth", state)
+            if distributed:
+                dist.barrier()
     finally:
         log_file.close()
+        if joined:
+            dist.destroy_process_group()
+    if distributed and not main_process:
+        return {"out": str(out), "rank": rank}
     return {"out": str(out), "best_ap": best_ap, "metrics": metrics.to_dict() if metrics else None, "history": history,
             "precision": precision, "epochs": cfg.epochs}

@@ -106,3 +106,21 @@ def test_bad_requests(tiny_data, tmp_path):
 def test_train_cli_reports_errors(tiny_data, tmp_path):
     result = CliRunner().invoke(cli, ["train", "--data", str(tiny_data), "--batch", "64", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "batch size 64 is larger than the training set" in result.output
+
+
+@pytest.mark.slow
+def test_two_process_ddp_ranks_hold_identical_weights(tiny_data, tmp_path):
+    import edgedet.train.trainer as trainer
+
+    out = tmp_path / "ddp"
+    cfg = _cfg(tiny_data, out, epochs=1, batch=8, devices=2, iters_per_epoch=2, eval_interval=1)
+    result = trainer.train(cfg)
+    assert result["epochs"] == 1 and (out / "last.pth").is_file() and (out / "best.pth").is_file()
+
+    def records(name):
+        return [json.loads(line) for line in (out / name).read_text().splitlines()]
+
+    main, other = records("train_log.jsonl"), records("train_log.rank1.jsonl")
+    assert len([r for r in main if "iter" in r]) == len([r for r in other if "iter" in r]) == 2
+    digest = {r["rank"]: r["weights_sha256"] for r in main + other if "weights_sha256" in r}
+    assert set(digest) == {0, 1} and digest[0] == digest[1]
