@@ -32,7 +32,7 @@ from edgedet.runtime.metadata import MetadataError, ModelMetadata, from_props, t
 
 from .calibration_set import CalibrationSet
 
-__all__ = ["QuantizeError", "QuantizeResult", "METHODS", "TARGETS", "quantize_model", "auto_exclusions", "evaluate_pair", "check_eval_data",
+__all__ = ["QuantizeError", "QuantizeResult", "METHODS", "TARGETS", "quantize_model", "auto_exclusions", "resolve_exclusions", "evaluate_pair", "check_eval_data",
            "read_metadata", "compare_latency"]
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,23 @@ def auto_exclusions(model: onnx.ModelProto) -> List[str]:
 
     ensure_node_names(model)
     return tail_nodes(model)
+
+
+def resolve_exclusions(model: onnx.ModelProto, exclude: Union[str, Sequence[str]]) -> List[str]:
+    """Node names to keep in float: ``"auto"``, ``"none"``, or names (comma-separated or a
+    list), where the word ``auto`` among them adds the automatic set. Names every node first."""
+    from exporters.graph import ensure_node_names
+
+    ensure_node_names(model)
+    items = [e.strip() for e in (exclude.split(",") if isinstance(exclude, str) else exclude) if e.strip()]
+    if items in ([], ["none"]):
+        return []
+    names = {n.name for n in model.graph.node}
+    unknown = [n for n in items if n not in names and n != "auto"]
+    if unknown:
+        raise QuantizeError(f"--exclude names nodes not in the model: {', '.join(unknown[:5])}")
+    chosen = auto_exclusions(model) if "auto" in items else []
+    return chosen + [n for n in items if n != "auto" and n not in chosen]
 
 
 def _count_qdq(model: onnx.ModelProto) -> int:
@@ -163,17 +180,8 @@ def quantize_model(
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
         prepared_model = onnx.load(str(prepared))
-        names = {n.name for n in prepared_model.graph.node}
-        if exclude == "auto":
-            excluded = auto_exclusions(prepared_model)
-            onnx.save(prepared_model, str(prepared))  # with the node names auto_exclusions gave
-        elif exclude == "none" or not exclude:
-            excluded = []
-        else:
-            excluded = list(exclude.split(",") if isinstance(exclude, str) else exclude)
-            unknown = [n for n in excluded if n not in names]
-            if unknown:
-                raise QuantizeError(f"--exclude names nodes not in the model: {', '.join(unknown[:5])}")
+        excluded = resolve_exclusions(prepared_model, exclude)
+        onnx.save(prepared_model, str(prepared))  # with the node names the exclusions refer to
         quantized = Path(scratch) / "int8.onnx"
         symmetric_activations = target == "tensorrt"
         try:

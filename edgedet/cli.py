@@ -369,12 +369,17 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
 @click.option("--eval", "eval_data", type=click.Path(exists=True, file_okay=False), default=None, metavar="DATA",
               help="COCO-format dataset whose val split measures fp32 and int8 AP.")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N val images.")
+@click.option("--max-ap-drop", type=float, default=None, metavar="X",
+              help="With --eval: keep moving the most sensitive layers back to float until fp32 AP - int8 AP <= X "
+                   "(AP in 0..1, e.g. 0.005).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=6, show_default=True,
+              help="With --max-ap-drop: re-quantizations to try.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Calibration tensor cache (default ~/.cache/edgedet/calibration).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write the report as JSON (default: OUT with .json).")
 def quantize(model, calib, output, num_images, seed, method, percentile, per_channel, target, exclude, eval_data,
-             eval_limit, cache_dir, report_path) -> None:
+             eval_limit, max_ap_drop, max_steps, cache_dir, report_path) -> None:
     """Quantize an fp32 edgedet model to INT8 (QDQ) with ONNX Runtime's tooling.
 
     Prints and writes a report: size and latency (medians of interleaved runs, 1 thread,
@@ -392,6 +397,21 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     from .runtime.fileio import atomic_write_json
 
     out = Path(output or str(Path(model).with_suffix("")) + "-int8.onnx")
+    if max_ap_drop is not None and not eval_data:
+        raise click.UsageError("--max-ap-drop needs --eval DATA to measure AP on")
+    if max_ap_drop is not None:
+        from calibration.accuracy import accuracy_aware_quantize
+
+        try:
+            found = accuracy_aware_quantize(
+                model, calib, out, eval_data, max_ap_drop, max_steps=max_steps, eval_limit=eval_limit, echo=click.echo,
+                num_images=num_images, seed=seed, method=method, percentile=percentile, per_channel=per_channel,
+                target=target, cache_dir=Path(cache_dir) if cache_dir else None)
+        except (QuantizeError, CalibrationError) as e:
+            raise _fail(e) from None
+        if not found.within_budget:
+            raise click.ClickException(f"no INT8 model within an AP drop of {max_ap_drop}")
+        return
     try:
         if eval_data:
             check_eval_data(Path(model), eval_data)  # before any work: a mismatch leaves no file

@@ -118,3 +118,21 @@ def test_cli_tensorrt_target_with_eval(calib_data, tmp_path):
     assert zero_points and all(z.data_type == onnx.TensorProto.INT8 for z in zero_points)
     assert all(int(numpy_helper.to_array(z)) == 0 for z in zero_points)
     assert ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_inputs()[0].name == "images"
+
+
+@pytest.mark.slow
+def test_accuracy_aware_loop_moves_layers_to_float_and_says_when_impossible(calib_data, tmp_path):
+    from exporters import export_model
+
+    fp32 = tmp_path / "six.onnx"
+    export_model("yolox-nano", fp32, num_classes=6, input_size=(128, 160), echo=lambda _m: None)
+    out = tmp_path / "aa-int8.onnx"
+    result = CliRunner().invoke(cli, ["quantize", str(fp32), "--calib", str(calib_data), "-o", str(out), "--num-images",
+                                      "4", "--eval", str(calib_data), "--max-ap-drop", "-1", "--max-steps", "2",
+                                      "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    steps = [line for line in result.output.splitlines() if line.startswith("step ")]
+    counts = [int(line.split(":")[1].split()[0]) for line in steps]
+    assert len(steps) == 3 and counts[0] < counts[1] < counts[2]  # more layers in float each step
+    assert "no model within budget after 3 tries" in result.output and "nothing written" in result.output
+    assert not out.exists() and not list(tmp_path.glob(".aa-int8*"))
