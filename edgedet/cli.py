@@ -434,6 +434,61 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     atomic_write_json(report_path or out.with_suffix(".json"), report)
 
 
+@cli.command()
+@click.option("--sizes", default="nano,tiny,s", show_default=True, metavar="LIST", help="Zoo sizes, comma-separated.")
+@click.option("--precisions", default="fp32,int8", show_default=True, metavar="LIST", help="fp32, fp16, int8.")
+@click.option("--ckpt", "ckpt_items", multiple=True, metavar="SIZE=PATH",
+              help="Weights of a size (repeatable); nano=demo takes the shipped checkpoint.")
+@click.option("--ckpt-dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="A folder with yolox_<size>.pth files.")
+@click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW", help="Default: each size's test size.")
+@click.option("--calib", type=click.Path(exists=True), default=None, metavar="SOURCE", help="Calibration images for int8.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="VALDATA",
+              help="COCO-format dataset whose val split gives AP (cells with weights only).")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N val images.")
+@click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER")
+@click.option("--budget-ms", type=float, default=None, help="Name the most accurate cell within this p50 latency.")
+@click.option("--iters", type=click.IntRange(min=1), default=30, show_default=True, help="Benchmark rounds per cell.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="REPORT_DIR")
+def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir, eval_limit, provider, budget_ms, iters,
+           out) -> None:
+    """Export, quantize, verify, evaluate and time every size x precision; report the answer.
+
+    Writes REPORT_DIR/report.md, report.json and pareto.png (latency vs AP). Finished cells
+    are skipped on a re-run; a failing cell is recorded with its reason.
+
+    \b
+    Example:
+      edgedet matrix --sizes nano,tiny,s --precisions fp32,int8 --ckpt nano=demo \\
+          --calib data/synth --data data/synth-eval --budget-ms 20 --out report/
+    """
+    from pathlib import Path
+
+    from .matrix import run_matrix
+
+    size_list = [s.strip().replace("yolox-", "") for s in sizes.split(",") if s.strip()]
+    ckpts = {}
+    if ckpt_dir:
+        for size in size_list:
+            candidate = Path(ckpt_dir) / f"yolox_{size}.pth"
+            if candidate.is_file():
+                ckpts[size] = str(candidate)
+    for item in ckpt_items:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: use SIZE=PATH, e.g. nano=demo", param_hint="--ckpt")
+        size, path = item.split("=", 1)
+        ckpts[size.strip().replace("yolox-", "")] = _resolve_ckpt(path.strip())
+    try:
+        cells = run_matrix(size_list, [p.strip() for p in precisions.split(",") if p.strip()], Path(out), ckpts=ckpts,
+                           input_size=input_size, calib=calib, data=data_dir, provider=provider, budget_ms=budget_ms,
+                           eval_limit=eval_limit, bench_iters=iters, echo=click.echo)
+    except ValueError as e:
+        raise _fail(e) from None
+    click.echo(f"report: {Path(out) / 'report.md'}, {Path(out) / 'report.json'}, {Path(out) / 'pareto.png'}")
+    if any(c.status != "ok" for c in cells):
+        sys.exit(1)
+
+
 @cli.group()
 def data() -> None:
     """Datasets: make the synthetic COCO-format set."""
