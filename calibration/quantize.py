@@ -147,11 +147,13 @@ def quantize_model(
     cache_dir: Optional[Path] = None,
     measure_latency: bool = True,
     calib_split: str = "train",
+    op_types: Optional[Sequence[str]] = None,
 ) -> QuantizeResult:
     """Quantize an edgedet fp32 ``.onnx`` to INT8 (QDQ) calibrated on ``calib_source``.
 
     ``exclude``: ``"auto"`` (the head's tail, see ``auto_exclusions``), ``"none"``, or node
-    names. Raises QuantizeError for an unusable request; nothing is written then.
+    names. ``op_types`` limits quantization to these operator types (default: all that ONNX
+    Runtime can quantize). Raises QuantizeError for an unusable request; nothing is written then.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -188,6 +190,7 @@ def quantize_model(
             quantize_static(
                 str(prepared), str(quantized), calib,
                 quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                op_types_to_quantize=list(op_types) if op_types else None,
                 activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
                 weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
                 calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
