@@ -249,6 +249,9 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 generator=generator if sampler is None else None, num_workers=cfg.workers,
                 drop_last=True, worker_init_fn=_worker_init if cfg.workers else None,
                 persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+                # Spawned, not forked: a worker forked after evaluation has run OpenCV's and
+                # torch's thread pools can inherit a held lock and hang (seen here at epoch 6).
+                multiprocessing_context="spawn" if cfg.workers else None,
             )
             model.train()
             start = time.perf_counter()
