@@ -24,6 +24,7 @@ from edgedet import __version__
 from edgedet.data.coco_names import COCO_CLASSES
 from edgedet.data.synth import render_sample
 from edgedet.models import build_model, fuse_model, get_spec, load_checkpoint, read_checkpoint
+from edgedet.models.checkpoint import num_classes_of
 from edgedet.models.flops import count_cost
 from edgedet.runtime.fileio import atomic_write_bytes
 from edgedet.runtime.letterbox import preprocess
@@ -169,13 +170,11 @@ def export_model(
     names = tuple(class_names) if class_names else None
     checkpoint_hash = None
     if ckpt is not None:
-        from edgedet.models.checkpoint import _num_classes_of
-
         try:
             state, extra = read_checkpoint(ckpt)
         except ValueError as e:
             raise ExportError(str(e)) from None
-        ckpt_classes = _num_classes_of(state)
+        ckpt_classes = num_classes_of(state)
         if num_classes is not None and ckpt_classes is not None and num_classes != ckpt_classes:
             raise ExportError(f"{ckpt}: checkpoint has {ckpt_classes} classes but --num-classes is {num_classes}")
         num_classes = ckpt_classes or num_classes

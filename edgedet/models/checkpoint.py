@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "LoadResult", "read_checkpoint", "load_checkpoint", "guess_model_name"]
+__all__ = ["CheckpointError", "LoadResult", "read_checkpoint", "load_checkpoint", "guess_model_name", "num_classes_of"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def _shapes(state: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-def _num_classes_of(state: Mapping[str, torch.Tensor]) -> Optional[int]:
+def num_classes_of(state: Mapping[str, torch.Tensor]) -> Optional[int]:
+    """Class count of a YOLOX state dict (rows of its first class-prediction conv), or None."""
     weight = state.get(_CLASS_PRED_PREFIX + "0.weight")
     return int(weight.shape[0]) if weight is not None else None
 
@@ -91,7 +92,7 @@ def guess_model_name(state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
     from .zoo import ZOO, build_model
 
     wanted = {k: s for k, s in _shapes(state_dict).items() if not k.startswith(_CLASS_PRED_PREFIX)}
-    num_classes = _num_classes_of(state_dict) or 80
+    num_classes = num_classes_of(state_dict) or 80
     for name in ZOO:
         with torch.device("meta"):
             candidate = build_model(name, num_classes=num_classes)
@@ -116,7 +117,7 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path], strict: bool = Tru
     missing = sorted(set(own) - set(theirs))
     unexpected = sorted(set(theirs) - set(own))
     mismatched = sorted(k for k in set(own) & set(theirs) if own[k] != theirs[k])
-    result = LoadResult(str(path), checkpoint_num_classes=_num_classes_of(state_dict), extra=extra)
+    result = LoadResult(str(path), checkpoint_num_classes=num_classes_of(state_dict), extra=extra)
 
     only_classes = (
         not missing and not unexpected and mismatched and all(k.startswith(_CLASS_PRED_PREFIX) for k in mismatched)
@@ -127,7 +128,7 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path], strict: bool = Tru
             model.load_state_dict({k: v for k, v in state_dict.items() if k not in skip}, strict=False)
             result.skipped_keys = sorted(skip | set(missing))
             if only_classes:
-                ours = _num_classes_of(model.state_dict())
+                ours = num_classes_of(model.state_dict())
                 log.warning(
                     "%s: checkpoint has %s classes, the model %s: loaded everything except the "
                     "class predictions (head.cls_preds), which stay newly initialised",
