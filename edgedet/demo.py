@@ -1,8 +1,9 @@
 """`edgedet demo`: the pipeline end to end on the embedded default, with no downloads.
 
 Export the shipped yolox-nano demo checkpoint (random weights, said loudly, where an
-installation has none) to ONNX, run ``infer`` on ``examples/images``, and, with trained
-weights, evaluate the ONNX model on a freshly generated synthetic validation set.
+installation has none) to fp32 ONNX, quantize it to INT8 on newly generated synthetic
+training images, run ``infer`` on ``examples/images``, evaluate both models on a newly
+generated synthetic validation set (another seed), benchmark both, and print one table.
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ __all__ = ["run_demo"]
 EXAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "examples" / "images"
 
 
-def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print, eval_images: int = 50,
-             images: Optional[Path] = None) -> dict:
+def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print, eval_images: int = 100,
+             calib_images: int = 100, images: Optional[Path] = None, bench_iters: int = 30) -> dict:
     """Run the demo into ``out`` and return what it measured."""
+    from calibration import quantize_model
     from edgedet import demo_checkpoint
     from edgedet.tables import format_table
     from exporters import export_model
 
+    from .data.coco import CocoDetection
+    from .data.synth_dataset import write_synth_dataset
+    from .eval import EVAL_CONF, EVAL_IOU, evaluate_detector
     from .runtime import Detector
+    from .runtime.bench import benchmark
     from .runtime.infer import infer_images
     from .runtime.sources import resolve_source
 
@@ -34,30 +40,34 @@ def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print,
     except FileNotFoundError as e:
         ckpt = None
         echo(f"note: {e}; the demo runs on random weights")
-    model_path = out / "yolox-nano.onnx"
-    echo("[1/3] export yolox-nano to ONNX (simplify, metadata, parity check)")
-    result = export_model("yolox-nano", model_path, ckpt=ckpt, echo=lambda m: echo("      " + m))
-    echo("[2/3] infer on the example images")
-    source = resolve_source(str(images or EXAMPLE_IMAGES))
-    detector = Detector(model_path, threads=1)
-    summary = infer_images(detector, source, out / "infer")
-    rows = [("fp32 ONNX", f"{result.size_mb:.1f}", f"{summary.images_per_second:.1f}", str(summary.detections))]
-    metrics = None
+    fp32_path, int8_path = out / "yolox-nano.onnx", out / "yolox-nano-int8.onnx"
+    echo("[1/5] export yolox-nano to ONNX (simplify, metadata, parity check against PyTorch)")
+    exported = export_model("yolox-nano", fp32_path, ckpt=ckpt, echo=lambda m: echo("      " + m))
+    echo(f"[2/5] quantize to INT8 on {calib_images} new synthetic training images")
+    data = write_synth_dataset(out / "synth", {"train": calib_images, "val": eval_images}, size=(416, 416), seed=1)
+    quantized = quantize_model(fp32_path, data, int8_path, num_images=calib_images, cache_dir=out / "calib-cache",
+                               measure_latency=False)
+    echo(f"      {quantized.qdq_nodes} Q/DQ nodes, {len(quantized.excluded)} tail nodes kept in float")
+    echo("[3/5] infer on the example images")
+    summary = infer_images(Detector(fp32_path, threads=1), resolve_source(str(images or EXAMPLE_IMAGES)), out / "infer")
+    metrics = {}
     if ckpt is not None and eval_images:
-        echo(f"[3/3] evaluate on {eval_images} new synthetic validation images (seed 1)")
-        from .data.coco import CocoDetection
-        from .data.synth_dataset import write_synth_dataset
-        from .eval import EVAL_CONF, EVAL_IOU, evaluate_detector
-
-        data = write_synth_dataset(out / "synth-val", {"val": eval_images}, size=(416, 416), seed=1)
-        evaluator = Detector(model_path, conf=EVAL_CONF, iou=EVAL_IOU, threads=None)
-        metrics = evaluate_detector(evaluator, CocoDetection.from_dir(data, "val"))
-        rows = [r + (f"{metrics.AP:.3f}", f"{metrics.AP50:.3f}") for r in rows]
+        echo(f"[4/5] evaluate both on {eval_images} new synthetic validation images")
+        dataset = CocoDetection.from_dir(data, "val")
+        for name, path in (("fp32", fp32_path), ("int8", int8_path)):
+            metrics[name] = evaluate_detector(Detector(path, conf=EVAL_CONF, iou=EVAL_IOU), dataset)
     else:
-        echo("[3/3] evaluation skipped (no trained weights)")
-        rows = [r + ("-", "-") for r in rows]
+        echo("[4/5] evaluation skipped (random weights)")
+    echo("[5/5] benchmark both (1 thread, interleaved)")
+    bench = benchmark([str(fp32_path), str(int8_path)], providers="cpu", threads=1, iters=bench_iters, warmup=2)
+    rows = []
+    for name, b in zip(("fp32", "int8"), bench):
+        m = metrics.get(name)
+        rows.append((name, f"{m.AP:.3f}" if m else "-", f"{m.AP50:.3f}" if m else "-", f"{b.p50_ms:.1f}",
+                     f"{b.images_per_s:.1f}", f"{b.size_mb:.2f}"))
     echo("")
-    echo(format_table(("model", "MB", "infer img/s", "detections", "AP", "AP50"), rows))
-    echo(f"\noutputs: {model_path}, {out / 'infer'} (predictions.jsonl, coco_results.json, images/)"
-         f"; finished in {time.perf_counter() - start:.0f}s")
-    return {"export": result, "infer": summary, "metrics": metrics}
+    echo(format_table(("yolox-nano", "AP", "AP50", "p50 ms", "img/s", "MB"), rows))
+    echo(f"\noutputs: {fp32_path}, {int8_path}, {out / 'infer'} (predictions.jsonl, coco_results.json, images/), "
+         f"{data}; {summary.done} example images, {summary.detections} detections; "
+         f"finished in {time.perf_counter() - start:.0f}s")
+    return {"export": exported, "quantize": quantized, "infer": summary, "metrics": metrics, "bench": bench}

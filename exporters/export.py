@@ -141,7 +141,8 @@ def export_model(
             them) are used. Without it the weights are random, and the result says so.
         num_classes, class_names: override or supply the classes; they must agree with the
             checkpoint. Default names: COCO's for 80 classes, ``class0``.. otherwise.
-        input_size: (H, W), multiples of 32; default the model's official test size.
+        input_size: (H, W), multiples of 32; default the size an edgedet checkpoint was
+            trained at, else the model's official test size.
         batch: fixed batch size, or None for a dynamic batch axis.
         output_format: ``decoded`` [B, N, 5+C], ``raw`` (official layout) or ``nms``
             (end-to-end, with ``max_det``, ``conf`` and ``iou`` baked in).
@@ -158,9 +159,7 @@ def export_model(
         raise ExportError(str(e)) from None
     if output_format not in OUTPUT_FORMATS:
         raise ExportError(f"unknown output format {output_format!r}; valid: {', '.join(OUTPUT_FORMATS)}")
-    size = tuple(input_size) if input_size else spec.test_size
-    if any(s % 32 or s <= 0 for s in size):
-        raise ExportError(f"input size {size[0]}x{size[1]} must be positive multiples of 32")
+    size = tuple(input_size) if input_size else None
     if batch is not None and batch < 1:
         raise ExportError(f"batch must be at least 1, got {batch}")
     if not 0 <= conf <= 1 or not 0 <= iou <= 1 or max_det < 1:
@@ -181,6 +180,13 @@ def export_model(
         if names is None and isinstance(extra.get("class_names"), (list, tuple)):
             names = tuple(str(n) for n in extra["class_names"])
         checkpoint_hash = sha256_file(ckpt)
+        trained = extra.get("input_size")
+        if size is None and isinstance(trained, (list, tuple)) and len(trained) == 2:
+            size = (int(trained[0]), int(trained[1]))  # an edgedet checkpoint says what it was trained at
+            echo(f"input size {size[0]}x{size[1]}, as the checkpoint was trained")
+    size = size or spec.test_size
+    if any(s % 32 or s <= 0 for s in size):
+        raise ExportError(f"input size {size[0]}x{size[1]} must be positive multiples of 32")
     if num_classes is None:
         num_classes = len(names) if names else 80
     if names is None:
