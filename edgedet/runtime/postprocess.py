@@ -63,7 +63,7 @@ def select_detections(
     boxes[:, :2] = c[:, :2] - c[:, 2:4] / 2
     boxes[:, 2:] = c[:, :2] + c[:, 2:4] / 2
     sel_scores, sel_classes = scores[idx].astype(np.float32), class_ids.astype(np.int64)
-    kept = nms(boxes, sel_scores, sel_classes, iou, class_agnostic)[:max_det]
+    kept = nms(boxes, sel_scores, sel_classes, iou, class_agnostic, max_keep=max_det)
     return boxes[kept], sel_scores[kept], sel_classes[kept]
 
 

@@ -36,3 +36,20 @@ def test_nms_empty_and_iou_values():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0]])
+
+
+@pytest.mark.parametrize("agnostic", [False, True], ids=["class-aware", "agnostic"])
+def test_early_stopping_path_equals_full_nms_cut_to_max_keep(agnostic):
+    from edgedet.runtime.nms import EARLY_STOP_MIN_CANDIDATES
+
+    rng = np.random.default_rng(4)
+    n = EARLY_STOP_MIN_CANDIDATES + 500
+    xy = rng.uniform(0, 600, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(4, 80, (n, 2))], 1).astype(np.float32)
+    scores = rng.permutation(n).astype(np.float32) / n + 1e-3
+    classes = rng.integers(0, 5, n)
+    full = nms(boxes, scores, classes, 0.45, agnostic)  # OpenCV path (no max_keep)
+    early = nms(boxes, scores, classes, 0.45, agnostic, max_keep=100)
+    assert len(early) == 100 and early.tolist() == full[:100].tolist()
+    assert nms(boxes[:50], scores[:50], classes[:50], 0.45, agnostic, max_keep=10).tolist() == \
+        _reference_nms(boxes[:50], scores[:50], classes[:50], 0.45, agnostic)[:10]
