@@ -24,7 +24,7 @@ from edgedet.runtime.fileio import atomic_write_bytes
 from .loss import yolox_loss
 from .schedule import ModelEMA, YoloxWarmCos, build_optimizer
 
-__all__ = ["TrainConfig", "TrainError", "train", "resolve_precision"]
+__all__ = ["TrainConfig", "TrainError", "train", "resolve_precision", "strip_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -314,3 +314,16 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
         return {"out": str(out), "rank": rank}
     return {"out": str(out), "best_ap": best_ap, "metrics": metrics.to_dict() if metrics else None, "history": history,
             "precision": precision, "epochs": cfg.epochs}
+
+
+def strip_checkpoint(src: Path, dst: Path, **extra) -> Path:
+    """Write a deployable copy of a training checkpoint: the EMA weights under ``"model"``
+    (the official layout) with the model name, classes and input size, without the
+    optimizer and training-only state. ``extra`` entries (e.g. the command that made it)
+    are stored beside them."""
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    keep = {k: state[k] for k in ("model", "model_name", "num_classes", "class_names", "input_size", "start_epoch",
+                                  "best_ap", "curr_ap") if k in state}
+    keep.update(extra)
+    _save(Path(dst), keep)
+    return Path(dst)

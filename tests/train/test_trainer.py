@@ -124,3 +124,19 @@ def test_two_process_ddp_ranks_hold_identical_weights(tiny_data, tmp_path):
     assert len([r for r in main if "iter" in r]) == len([r for r in other if "iter" in r]) == 2
     digest = {r["rank"]: r["weights_sha256"] for r in main + other if "weights_sha256" in r}
     assert set(digest) == {0, 1} and digest[0] == digest[1]
+
+
+def test_strip_checkpoint_keeps_loadable_weights_only(tmp_path):
+    from edgedet.models import build_model, load_checkpoint
+    from edgedet.train.trainer import strip_checkpoint
+
+    model = build_model("yolox-nano", num_classes=6)
+    src = tmp_path / "last.pth"
+    torch.save({"model": model.state_dict(), "train_model": model.state_dict(), "optimizer": {"state": {}},
+                "model_name": "yolox-nano", "num_classes": 6, "class_names": list("abcdef"), "input_size": [320, 320],
+                "start_epoch": 3}, src)
+    dst = strip_checkpoint(src, tmp_path / "demo.pth", train_command="edgedet train ...")
+    state = torch.load(dst, weights_only=True)
+    assert "optimizer" not in state and "train_model" not in state and state["train_command"] == "edgedet train ..."
+    result = load_checkpoint(build_model("yolox-nano", num_classes=6), dst)
+    assert result.extra["class_names"] == list("abcdef")
