@@ -540,11 +540,12 @@ def data_synth(out, n_train, n_val, size, seed) -> None:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--multiscale", is_flag=True, help="Every 10 iterations train at a random size in (input/32 +- 5) * 32.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine for DistributedDataParallel (the batch is split between them).")
 def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, resume, eval_interval, eval_limit,
-          no_aug_epochs, warmup_epochs, precision, seed, threads, devices) -> None:
+          no_aug_epochs, warmup_epochs, precision, seed, multiscale, threads, devices) -> None:
     """Train YOLOX on a COCO-format dataset with the official recipe.
 
     Mosaic/MixUp/HSV/flip/affine augmentation, SimOTA, SGD with Nesterov, warm cosine
@@ -560,7 +561,7 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
     cfg = TrainConfig(data=data_dir, model=model_name, out=out, epochs=epochs, batch=batch, input_size=input_size,
                       workers=workers, ckpt=_resolve_ckpt(ckpt), resume=resume, eval_interval=eval_interval,
                       eval_limit=eval_limit, no_aug_epochs=no_aug_epochs, warmup_epochs=warmup_epochs,
-                      precision=precision, seed=seed, threads=threads, devices=devices)
+                      precision=precision, seed=seed, threads=threads, devices=devices, multiscale=multiscale)
 
     def progress(rec):
         if "val" in rec:

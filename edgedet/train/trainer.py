@@ -58,6 +58,7 @@ class TrainConfig:
     iters_per_epoch: Optional[int] = None  # cap (short runs and tests)
     threads: Optional[int] = None  # torch intra-op threads
     devices: int = 1  # processes for DistributedDataParallel (gloo on CPU, NCCL on GPUs)
+    multiscale: bool = False  # every 10 iterations resize the batch to (input/32 +- 5) * 32, bilinear
 
 
 def _cpu_has_bf16() -> bool:
@@ -83,6 +84,32 @@ def _save(path: Path, obj: Dict) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+MULTISCALE_INTERVAL = 10  # iterations between size changes, as upstream
+MULTISCALE_RANGE = 5  # sizes from (S/32 - 5) * 32 to (S/32 + 5) * 32
+
+
+def multiscale_size(base: Tuple[int, int], seed: int, step: int) -> Tuple[int, int]:
+    """The training size for iteration ``step``: drawn every MULTISCALE_INTERVAL iterations
+    from (S/32 +- 5) * 32 with the aspect ratio kept, deterministically from (seed, step)."""
+    draw = step // MULTISCALE_INTERVAL
+    k = int(torch.randint(-MULTISCALE_RANGE, MULTISCALE_RANGE + 1, (1,),
+                          generator=torch.Generator().manual_seed(seed * 100003 + draw)))
+    h = max(base[0] // 32 + k, 1) * 32
+    return h, int(round(base[1] * h / base[0] / 32)) * 32
+
+
+def multiscale_resize(images: torch.Tensor, targets: torch.Tensor, size: Tuple[int, int]):
+    """Resize a batch [B, 3, H, W] bilinearly to ``size`` and scale target boxes (cx cy w h) alike."""
+    h, w = images.shape[-2:]
+    if (h, w) == tuple(size):
+        return images, targets
+    images = torch.nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    targets = targets.clone()
+    targets[..., [1, 3]] *= size[1] / w
+    targets[..., [2, 4]] *= size[0] / h
+    return images, targets
 
 
 def _digest(model: torch.nn.Module) -> str:
@@ -261,6 +288,8 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 global_it = epoch * iters + it
                 for group in optimizer.param_groups:
                     group["lr"] = schedule(global_it)
+                if cfg.multiscale:
+                    images, targets = multiscale_resize(images, targets, multiscale_size(size, cfg.seed, global_it))
                 if cfg.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

@@ -140,3 +140,18 @@ def test_strip_checkpoint_keeps_loadable_weights_only(tmp_path):
     assert "optimizer" not in state and "train_model" not in state and state["train_command"] == "edgedet train ..."
     result = load_checkpoint(build_model("yolox-nano", num_classes=6), dst)
     assert result.extra["class_names"] == list("abcdef")
+
+
+def test_multiscale_sizes_and_target_scaling():
+    from edgedet.train.trainer import multiscale_resize, multiscale_size
+
+    sizes = {multiscale_size((640, 640), seed=0, step=s) for s in range(0, 2000, 10)}
+    assert all(s[0] == s[1] and s[0] % 32 == 0 and 480 <= s[0] <= 800 for s in sizes) and len(sizes) > 5
+    assert multiscale_size((640, 640), 0, 10) == multiscale_size((640, 640), 0, 19)  # fixed for 10 iterations
+    images = torch.zeros(1, 3, 64, 96)
+    images[..., 16:32, 24:48] = 255
+    targets = torch.tensor([[[0, 36.0, 24.0, 24.0, 16.0]]])
+    big, t = multiscale_resize(images, targets, (128, 192))
+    assert big.shape[-2:] == (128, 192)
+    torch.testing.assert_close(t[0, 0], torch.tensor([0, 72.0, 48.0, 48.0, 32.0]))
+    assert big[0, 0, 48, 72] == 255 and big[0, 0, 10, 10] == 0
