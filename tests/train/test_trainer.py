@@ -155,3 +155,17 @@ def test_multiscale_sizes_and_target_scaling():
     assert big.shape[-2:] == (128, 192)
     torch.testing.assert_close(t[0, 0], torch.tensor([0, 72.0, 48.0, 48.0, 32.0]))
     assert big[0, 0, 48, 72] == 255 and big[0, 0, 10, 10] == 0
+
+
+def test_fine_tuning_from_coco_weights_to_other_classes(tiny_data, tmp_path, reference_ckpt, caplog):
+    import logging
+
+    out = tmp_path / "ft"
+    with caplog.at_level(logging.INFO):
+        train(_cfg(tiny_data, out, epochs=1, iters_per_epoch=1, warmup_epochs=1, ckpt=str(reference_ckpt)))
+    assert "class predictions re-initialised for 6 classes" in caplog.text
+    state = torch.load(out / "last.pth", weights_only=True)
+    reference = torch.load(reference_ckpt, weights_only=True)["model"]
+    key = "backbone.backbone.stem.conv.conv.weight"
+    torch.testing.assert_close(state["train_model"][key], reference[key])  # the warm-up's first lr is 0
+    assert state["train_model"]["head.cls_preds.0.weight"].shape[0] == 6 and state["num_classes"] == 6
