@@ -104,10 +104,15 @@ def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_d
         for (image_id, rel, image), det in zip(loaded, dets):
             if save_images:
                 target = _annotated_path(out_dir, rel)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                ok, encoded = cv2.imencode(target.suffix, det.draw(image))
-                if ok:
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    ok, encoded = cv2.imencode(target.suffix, det.draw(image))
+                    if not ok:
+                        raise OSError(f"OpenCV could not encode {target.suffix}")
                     atomic_write_bytes(target, encoded.tobytes())
+                except (OSError, cv2.error) as e:
+                    results.append((image_id, rel, None, f"could not write the annotated image ({e})"))
+                    continue
             results.append((image_id, rel, _record(image_id, rel, image.shape[:2], det), None))
     return results
 
@@ -147,7 +152,8 @@ def infer_images(
     items = [(i + 1, p, source.relative(p)) for i, p in enumerate(source.images)]
     order = [rel for _, _, rel in items]
     records = _load_previous(jsonl) if resume else {}
-    records = {rel: rec for rel, rec in records.items() if rel in set(order)}
+    wanted = set(order)
+    records = {rel: rec for rel, rec in records.items() if rel in wanted}
     if not resume and jsonl.exists():
         jsonl.unlink()
     summary = InferSummary(total=len(items), resumed=len(records), out_dir=out_dir)
