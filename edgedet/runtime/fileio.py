@@ -15,8 +15,13 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one,
     never a part; on any failure the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o777  # keep a replaced file's permissions
+    except FileNotFoundError:
+        mode = 0o644  # mkstemp's 0600 would make outputs unreadable to anyone else
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
