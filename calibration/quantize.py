@@ -30,6 +30,8 @@ import onnx
 from edgedet.runtime.fileio import atomic_write_bytes
 from edgedet.runtime.metadata import MetadataError, ModelMetadata, from_props, to_props
 
+from exporters.graph import set_metadata
+
 from .calibration_set import CalibrationSet
 
 __all__ = ["QuantizeError", "QuantizeResult", "METHODS", "TARGETS", "quantize_model", "auto_exclusions", "resolve_exclusions", "evaluate_pair", "check_eval_data",
@@ -209,9 +211,7 @@ def quantize_model(
                    "activation_type": "int8" if target == "tensorrt" else "uint8", "weight_type": "int8",
                    "excluded_nodes": excluded}
     int8_meta = meta.with_changes(precision="int8", calibration=calibration)
-    del q_model.metadata_props[:]
-    for key, value in to_props(int8_meta).items():
-        q_model.metadata_props.add(key=key, value=value)
+    set_metadata(q_model, to_props(int8_meta))
     onnx.checker.check_model(q_model)
     data = q_model.SerializeToString()
     latency = compare_latency(str(model_path), data, sample=calib.subset(meta.batch or 1)) if measure_latency else {}
@@ -251,8 +251,6 @@ def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], 
     model = onnx.load(str(int8_path))
     meta = read_metadata(model, int8_path)
     meta = meta.with_changes(calibration={**(meta.calibration or {}), "eval": scores, "eval_data": Path(data_dir).name})
-    del model.metadata_props[:]
-    for key, value in to_props(meta).items():
-        model.metadata_props.add(key=key, value=value)
+    set_metadata(model, to_props(meta))
     atomic_write_bytes(int8_path, model.SerializeToString())
     return scores
