@@ -537,6 +537,8 @@ def data_synth(out, n_train, n_val, size, seed) -> None:
 @click.option("--no-aug-epochs", type=click.IntRange(min=0), default=15, show_default=True,
               help="Last epochs without mosaic/mixup, with the L1 loss.")
 @click.option("--warmup-epochs", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--lr-per-image", type=click.FloatRange(min=0, min_open=True), default=0.01 / 64, show_default=True,
+              help="Learning rate per image of the batch (the official 0.01/64); SGD's lr is this times --batch.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -545,7 +547,7 @@ def data_synth(out, n_train, n_val, size, seed) -> None:
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine for DistributedDataParallel (the batch is split between them).")
 def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, resume, eval_interval, eval_limit,
-          no_aug_epochs, warmup_epochs, precision, seed, multiscale, threads, devices) -> None:
+          no_aug_epochs, warmup_epochs, lr_per_image, precision, seed, multiscale, threads, devices) -> None:
     """Train YOLOX on a COCO-format dataset with the official recipe.
 
     Mosaic/MixUp/HSV/flip/affine augmentation, SimOTA, SGD with Nesterov, warm cosine
@@ -561,7 +563,8 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
     cfg = TrainConfig(data=data_dir, model=model_name, out=out, epochs=epochs, batch=batch, input_size=input_size,
                       workers=workers, ckpt=_resolve_ckpt(ckpt), resume=resume, eval_interval=eval_interval,
                       eval_limit=eval_limit, no_aug_epochs=no_aug_epochs, warmup_epochs=warmup_epochs,
-                      precision=precision, seed=seed, threads=threads, devices=devices, multiscale=multiscale)
+                      basic_lr_per_img=lr_per_image, precision=precision, seed=seed, threads=threads, devices=devices,
+                      multiscale=multiscale)
 
     def progress(rec):
         if "val" in rec:

@@ -169,3 +169,15 @@ def test_fine_tuning_from_coco_weights_to_other_classes(tiny_data, tmp_path, ref
     key = "backbone.backbone.stem.conv.conv.weight"
     torch.testing.assert_close(state["train_model"][key], reference[key])  # the warm-up's first lr is 0
     assert state["train_model"]["head.cls_preds.0.weight"].shape[0] == 6 and state["num_classes"] == 6
+
+
+def test_train_cli_passes_the_learning_rate_per_image(tiny_data, tmp_path):
+    out = tmp_path / "o"
+    args = ["train", "--data", str(tiny_data), "--epochs", "1", "--batch", "16", "--input-size", "128", "--workers", "0",
+            "--threads", "1", "--warmup-epochs", "0", "--no-aug-epochs", "0", "--eval-limit", "2",
+            "--precision", "fp32", "--lr-per-image", "0.001", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps[0]["lr"] == pytest.approx(0.016)  # 0.001 per image x batch 16, no warm-up
+    assert torch.load(out / "last.pth", weights_only=True)["config"]["basic_lr_per_img"] == 0.001
