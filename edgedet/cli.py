@@ -571,9 +571,11 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
             v = rec["val"]
             click.echo(f"epoch {rec['epoch']}: val AP {v['AP']:.4f} AP50 {v['AP50']:.4f}", err=True)
         elif rec["iter"] == rec["iters"] or rec["iter"] % 20 == 0:
+            steps_left = (epochs - rec["epoch"]) * rec["iters"] + rec["iters"] - rec["iter"]
+            eta_min = steps_left * batch / max(rec["images_per_s"], 1e-9) / 60  # training steps only, not evaluation
             click.echo(f"epoch {rec['epoch']}/{epochs} iter {rec['iter']}/{rec['iters']} loss {rec['loss']:.3f} "
                        f"(iou {rec['iou']:.3f} obj {rec['obj']:.3f} cls {rec['cls']:.3f} l1 {rec['l1']:.3f}) "
-                       f"lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s", err=True)
+                       f"lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s ETA {eta_min:.0f} min", err=True)
 
     try:
         result = run_training(cfg, progress=progress)
