@@ -134,6 +134,32 @@ def compare_latency(fp32: Union[str, bytes], int8: Union[str, bytes], rounds: in
     return {k: round(statistics.median(v), 3) for k, v in times.items()}
 
 
+
+# ORT's entropy calibrator defaults to 128 histogram bins and 128 quantized bins, which leaves its
+# threshold search a single candidate, the full range: Entropy then equals MinMax exactly (seen
+# here: every activation scale identical). quantize_static does not forward the bin counts, so
+# entropy ranges are computed with ORT's calibrator at these counts and handed over as a
+# calibration cache.
+ENTROPY_NUM_BINS = 512
+ENTROPY_NUM_QUANTIZED_BINS = 128
+
+
+def _entropy_ranges(prepared: Path, calib, op_types: Optional[Sequence[str]], scratch: Path) -> Path:
+    """Entropy (KL) calibration ranges of ``prepared`` written as ORT's calibration cache JSON."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    calibrator = create_calibrator(
+        prepared, list(op_types) if op_types else None, augmented_model_path=str(scratch / "augmented.onnx"),
+        calibrate_method=CalibrationMethod.Entropy, providers=["CPUExecutionProvider"],
+        extra_options={"num_bins": ENTROPY_NUM_BINS, "num_quantized_bins": ENTROPY_NUM_QUANTIZED_BINS},
+    )
+    calibrator.collect_data(calib)
+    cache = scratch / "entropy_ranges.json"
+    save_tensors_data(calibrator.compute_data(), cache)
+    return cache
+
+
 def quantize_model(
     model_path: Union[str, Path],
     calib_source: Union[str, Path],
@@ -189,8 +215,9 @@ def quantize_model(
         quantized = Path(scratch) / "int8.onnx"
         symmetric_activations = target == "tensorrt"
         try:
+            ranges = _entropy_ranges(prepared, calib, op_types, Path(scratch)) if method == "entropy" else None
             quantize_static(
-                str(prepared), str(quantized), calib,
+                str(prepared), str(quantized), calib if ranges is None else None,
                 quant_format=QuantFormat.QDQ, per_channel=per_channel,
                 op_types_to_quantize=list(op_types) if op_types else None,
                 activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
@@ -200,6 +227,7 @@ def quantize_model(
                 calibration_providers=["CPUExecutionProvider"],
                 extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True,
                                "CalibPercentile": percentile},
+                calibration_cache_path=ranges,
             )
         except ValueError as e:  # e.g. numpy's histogram on a constant tensor (entropy/percentile)
             raise QuantizeError(f"{model_path}: ONNX Runtime's {method} calibration failed ({e}); "

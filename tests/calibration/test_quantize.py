@@ -136,3 +136,35 @@ def test_accuracy_aware_loop_moves_layers_to_float_and_says_when_impossible(cali
     assert len(steps) == 3 and counts[0] < counts[1] < counts[2]  # more layers in float each step
     assert "no model within budget after 3 tries" in result.output and "nothing written" in result.output
     assert not out.exists() and not list(tmp_path.glob(".aa-int8*"))
+
+
+def test_entropy_ranges_are_not_minmax_ranges(tmp_path):
+    # ORT's default 128/128 bins make Entropy return the MinMax range; ours must clip the outliers.
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from calibration.quantize import _entropy_ranges
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])], [weight])
+    model_path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(model_path))
+
+    class Reader:
+        def __init__(self):
+            batches = []
+            for _ in range(4):
+                x = rng.normal(size=(1, 3, 16, 16)).astype(np.float32)
+                x[0, 0, 0, 0] = 200.0  # one outlier per image
+                batches.append({"x": x})
+            self.batches = iter(batches)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    ranges = load_tensors_data(_entropy_ranges(model_path, Reader(), ["Conv"], tmp_path)).data
+    low, high = (float(np.asarray(v)) for v in ranges["x"].range_value)
+    assert 3 < high < 150 and -150 < low < -3  # MinMax would give 200: the outlier is clipped (measured 97.7)
