@@ -134,7 +134,6 @@ def compare_latency(fp32: Union[str, bytes], int8: Union[str, bytes], rounds: in
     return {k: round(statistics.median(v), 3) for k, v in times.items()}
 
 
-
 # ORT's entropy calibrator defaults to 128 histogram bins and 128 quantized bins, which leaves its
 # threshold search a single candidate, the full range: Entropy then equals MinMax exactly (seen
 # here: every activation scale identical). quantize_static does not forward the bin counts, so
