@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -21,10 +21,10 @@ from edgedet.data.train_dataset import TrainDataset
 from edgedet.models import build_model, get_spec, load_checkpoint
 from edgedet.runtime.fileio import atomic_write_bytes
 
-from .loss import yolox_loss
+from .loss import LossParts, yolox_loss
 from .schedule import ModelEMA, YoloxWarmCos, build_optimizer
 
-__all__ = ["TrainConfig", "TrainError", "train", "resolve_precision", "strip_checkpoint"]
+__all__ = ["TrainConfig", "TrainError", "train", "train_step", "resolve_precision", "strip_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,25 @@ def _launch_from_env() -> bool:
     return True
 
 
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor,
+               strides: Sequence[int], precision: str = "fp32", channels_last: bool = False,
+               use_l1: bool = False) -> LossParts:
+    """One optimisation step: forward (under bf16 autocast when ``precision`` is ``"bf16"``),
+    SimOTA and the losses in fp32, backward, SGD. The model's weights stay fp32."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        levels = net(images)
+    parts = yolox_loss([lv.float() for lv in levels], targets, strides, use_l1=use_l1)
+    total = float(parts.total.detach())
+    if not math.isfinite(total):
+        raise TrainError(f"loss became {total}")
+    optimizer.zero_grad(set_to_none=True)
+    parts.total.backward()
+    optimizer.step()
+    return parts
+
+
 def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -> Dict:
     """Train (or resume) and return a summary with the last validation metrics.
 
@@ -290,16 +309,11 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                     group["lr"] = schedule(global_it)
                 if cfg.multiscale:
                     images, targets = multiscale_resize(images, targets, multiscale_size(size, cfg.seed, global_it))
-                if cfg.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    levels = net(images)
-                parts = yolox_loss([lv.float() for lv in levels], targets, spec.strides, use_l1=not augment)
-                if not math.isfinite(float(parts.total.detach())):
-                    raise TrainError(f"loss became {float(parts.total.detach())} at epoch {epoch + 1}, iteration {it + 1}")
-                optimizer.zero_grad(set_to_none=True)
-                parts.total.backward()
-                optimizer.step()
+                try:
+                    parts = train_step(net, optimizer, images, targets, spec.strides, precision=precision,
+                                       channels_last=cfg.channels_last, use_l1=not augment)
+                except TrainError as e:
+                    raise TrainError(f"{e} at epoch {epoch + 1}, iteration {it + 1}") from None
                 ema.update(model)
                 record = {"epoch": epoch + 1, "iter": it + 1, "iters": iters, "lr": schedule(global_it),
                           "images_per_s": (it + 1) * cfg.batch / (time.perf_counter() - start), **parts.as_floats()}

@@ -181,3 +181,26 @@ def test_train_cli_passes_the_learning_rate_per_image(tiny_data, tmp_path):
     steps = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps[0]["lr"] == pytest.approx(0.016)  # 0.001 per image x batch 16, no warm-up
     assert torch.load(out / "last.pth", weights_only=True)["config"]["basic_lr_per_img"] == 0.001
+
+
+def test_bf16_channels_last_step_keeps_fp32_weights_and_tracks_the_fp32_loss():
+    # the same model and batch: bf16 autocast + channels-last must give nearly the fp32 loss, update
+    # the weights, and leave the master weights fp32
+    import copy
+
+    from edgedet.models import build_model
+    from edgedet.train.schedule import build_optimizer
+    from edgedet.train.trainer import train_step
+
+    torch.manual_seed(0)
+    fp32_model = build_model("yolox-nano", num_classes=3).train()
+    bf16_model = copy.deepcopy(fp32_model).to(memory_format=torch.channels_last)
+    images = torch.rand(2, 3, 64, 64) * 255
+    targets = torch.tensor([[[0, 20.0, 20.0, 16.0, 12.0], [0, 0, 0, 0, 0]], [[2, 40.0, 30.0, 20.0, 30.0], [1, 10.0, 50.0, 8.0, 8.0]]])
+    before = bf16_model.head.cls_preds[0].weight.detach().clone()
+    loss32 = train_step(fp32_model, build_optimizer(fp32_model, 0.01), images, targets, (8, 16, 32))
+    loss16 = train_step(bf16_model, build_optimizer(bf16_model, 0.01), images, targets, (8, 16, 32), precision="bf16",
+                        channels_last=True)
+    assert abs(float(loss16.total) - float(loss32.total)) < 0.05 * float(loss32.total)
+    weight = bf16_model.head.cls_preds[0].weight
+    assert weight.dtype == torch.float32 and not torch.equal(weight.detach(), before)

@@ -1,0 +1,172 @@
+"""Training speed: edgedet's training step (forward, SimOTA, loss, backward, SGD; no data loading)
+at fp32, bf16 autocast and bf16 autocast + channels-last, timed interleaved on one real augmented
+batch, and optionally the loss curves of short real runs at fp32 and at the fastest setting.
+
+    python benchmarks/train_step.py --data data/synth --threads 2
+    python benchmarks/train_step.py --data data/synth --curve-steps 300 --png docs/bf16_loss.png
+
+The fp32 step with contiguous (NCHW) tensors is the official code's step: the same model, the
+same loss and the same optimizer, so the ratios to it are the speed-ups over the official recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# (label, precision, channels_last)
+SETTINGS = (("fp32", "fp32", False), ("bf16", "bf16", False), ("bf16+channels-last", "bf16", True))
+
+
+def time_training_step(model_name: str, batch: int, size: int, data: Path, steps: int, warmup: int) -> Dict:
+    import torch
+
+    from edgedet.data.augment import AugmentConfig
+    from edgedet.data.coco import CocoDetection
+    from edgedet.data.train_dataset import TrainDataset
+    from edgedet.models import build_model, get_spec
+    from edgedet.train.schedule import build_optimizer
+    from edgedet.train.trainer import train_step
+
+    spec = get_spec(model_name)
+    coco = CocoDetection.from_dir(data, "train")
+    dataset = TrainDataset(coco, (size, size), AugmentConfig.for_model(spec.name), seed=0)
+    dataset.set_epoch(0, mosaic_enabled=True)
+    images, targets = next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False)))
+    torch.manual_seed(0)
+    base = build_model(spec.name, num_classes=coco.num_classes)
+    runs = {}
+    for label, precision, channels_last in SETTINGS:
+        model = copy.deepcopy(base).train()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        runs[label] = (model, build_optimizer(model, lr=1e-4), precision, channels_last)
+    seconds: Dict[str, List[float]] = {label: [] for label in runs}
+    for step in range(warmup + steps):  # interleaved: A B C A B C ...
+        for label, (model, optimizer, precision, channels_last) in runs.items():
+            start = time.perf_counter()
+            train_step(model, optimizer, images, targets, spec.strides, precision=precision,
+                       channels_last=channels_last)
+            if step >= warmup:
+                seconds[label].append(time.perf_counter() - start)
+    result = {"model": spec.name, "batch": batch, "input_size": size, "steps": steps}
+    fp32 = statistics.median(seconds["fp32"])
+    for label, times in seconds.items():
+        median = statistics.median(times)
+        result[label] = {"s_per_step": round(median, 4), "images_per_s": round(batch / median, 2),
+                         "speedup_vs_fp32": round(fp32 / median, 2)}
+    return result
+
+
+def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: float, work: Path) -> Dict:
+    """Two real runs of ``steps`` steps (augmentation on, one loader worker), fp32 and bf16 +
+    channels-last, same seed; returns their per-step total losses."""
+    from edgedet.data.coco import CocoDetection
+    from edgedet.train import TrainConfig, train
+
+    per_epoch = min(100, steps, len(CocoDetection.from_dir(data, "train")) // batch)
+    curves = {}
+    for label, precision, channels_last in (SETTINGS[0], SETTINGS[2]):
+        cfg = TrainConfig(data=str(data), model="yolox-nano", out=str(work / label), epochs=-(-steps // per_epoch),
+                          batch=batch, input_size=(size, size), workers=1, eval_interval=10_000, eval_limit=2,
+                          no_aug_epochs=0, warmup_epochs=1, basic_lr_per_img=lr_per_image, precision=precision,
+                          channels_last=channels_last, iters_per_epoch=per_epoch, threads=None)
+        losses: List[float] = []
+        start = time.perf_counter()
+        train(cfg, progress=lambda r: losses.append(r["loss"]) if "loss" in r else None)
+        losses = losses[:steps]
+        curves[label] = {"loss": losses, "seconds": round(time.perf_counter() - start, 1)}
+        print(f"{label}: {len(losses)} steps in {curves[label]['seconds']} s", flush=True)
+    return curves
+
+
+def summarise_curves(curves: Dict, window: int = 100) -> Dict:
+    window = min(window, len(curves["fp32"]["loss"]))
+    fp32 = curves["fp32"]["loss"][-window:]
+    fast = curves["bf16+channels-last"]["loss"][-window:]
+    return {"window": f"last {window} steps", "fp32_mean": round(statistics.fmean(fp32), 4),
+            "bf16_cl_mean": round(statistics.fmean(fast), 4),
+            "mean_difference": round(statistics.fmean(fast) - statistics.fmean(fp32), 4),
+            "fp32_step_std": round(statistics.stdev(fp32), 4)}
+
+
+def plot_curves(curves: Dict, png: Path, smooth: int = 20) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curve in curves.items():
+        loss = curve["loss"]
+        ax.plot(range(1, len(loss) + 1), loss, alpha=0.25, linewidth=0.8)
+        averaged = [statistics.fmean(loss[max(0, i - smooth + 1): i + 1]) for i in range(len(loss))]
+        ax.plot(range(1, len(loss) + 1), averaged, label=f"{label} ({smooth}-step mean)",
+                color=ax.lines[-1].get_color())
+    ax.set_xlabel("step")
+    ax.set_ylabel("total loss")
+    ax.set_title("yolox-nano, first steps of a real run: fp32 vs bf16 + channels-last")
+    ax.legend()
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+
+
+def parse_case(text: str) -> Tuple[str, int, int]:
+    name, batch, size = text.split(":")
+    return name, int(batch), int(size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help="COCO-format set (default: a small synthetic one)")
+    parser.add_argument("--cases", default="yolox-nano:16:416,yolox-s:8:640", help="model:batch:size,...")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per setting")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--curve-steps", type=int, default=0, help="also run two real runs this long (0: skip)")
+    parser.add_argument("--curve-batch", type=int, default=16)
+    parser.add_argument("--curve-size", type=int, default=320)
+    parser.add_argument("--lr-per-image", type=float, default=0.000625)
+    parser.add_argument("--png", type=Path, default=Path("train_loss_bf16.png"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from edgedet.data.synth_dataset import write_synth_dataset
+    from edgedet.train.trainer import resolve_precision
+
+    torch.set_num_threads(args.threads)
+    if resolve_precision("bf16", torch.device("cpu")) != "bf16":
+        print("note: this CPU has no AVX-512 BF16 or AMX; bf16 autocast is emulated", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="edgedet-train-bench-") as work:
+        work = Path(work)
+        data = args.data or write_synth_dataset(work / "synth", {"train": 64, "val": 4}, seed=0)
+        report = {"threads": args.threads, "cases": []}
+        for case in args.cases.split(","):
+            result = time_training_step(*parse_case(case), data, args.steps, args.warmup)
+            report["cases"].append(result)
+            print(json.dumps(result), flush=True)
+        if args.curve_steps:
+            curves = loss_curves(data, args.curve_steps, args.curve_batch, args.curve_size, args.lr_per_image, work)
+            report["curves"] = summarise_curves(curves)
+            report["curve_seconds"] = {label: c["seconds"] for label, c in curves.items()}
+            plot_curves(curves, args.png)
+            print(json.dumps(report["curves"]), f"plot: {args.png}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
