@@ -3,7 +3,8 @@ at fp32, bf16 autocast and bf16 autocast + channels-last, timed interleaved on o
 batch, and optionally the loss curves of short real runs at fp32 and at the fastest setting.
 
     python benchmarks/train_step.py --data data/synth --threads 2
-    python benchmarks/train_step.py --data data/synth --curve-steps 300 --png docs/bf16_loss.png
+    python benchmarks/train_step.py --data data/synth --curve-steps 300 --png docs/train_loss_bf16.png
+    python benchmarks/train_step.py --data data/synth --cases "" --loader-workers 1,2
 
 The fp32 step with contiguous (NCHW) tensors is the official code's step: the same model, the
 same loss and the same optimizer, so the ratios to it are the speed-ups over the official recipe.
@@ -48,6 +49,7 @@ def time_training_step(model_name: str, batch: int, size: int, data: Path, steps
     runs = {}
     for label, precision, channels_last in SETTINGS:
         model = copy.deepcopy(base).train()
+        model.head.predictions_in_fp32 = precision == "bf16"  # as the trainer does
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         runs[label] = (model, build_optimizer(model, lr=1e-4), precision, channels_last)
@@ -66,6 +68,30 @@ def time_training_step(model_name: str, batch: int, size: int, data: Path, steps
         result[label] = {"s_per_step": round(median, 4), "images_per_s": round(batch / median, 2),
                          "speedup_vs_fp32": round(fp32 / median, 2)}
     return result
+
+
+def time_data_loading(data: Path, model_name: str, batch: int, size: int, workers: int, batches: int) -> Dict:
+    """Images/s of the augmented data pipeline alone (Mosaic, MixUp, HSV, flip, affine)."""
+    import torch
+
+    from edgedet.data.augment import AugmentConfig
+    from edgedet.data.coco import CocoDetection
+    from edgedet.data.train_dataset import TrainDataset
+    from edgedet.models import get_spec
+
+    dataset = TrainDataset(CocoDetection.from_dir(data, "train"), (size, size),
+                           AugmentConfig.for_model(get_spec(model_name).name), seed=0)
+    dataset.set_epoch(0, mosaic_enabled=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
+                                         multiprocessing_context="spawn" if workers else None)
+    iterator = iter(loader)
+    next(iterator)  # worker start-up is not throughput
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    seconds = time.perf_counter() - start
+    return {"model": model_name, "batch": batch, "input_size": size, "workers": workers,
+            "images_per_s": round(batches * batch / seconds, 1)}
 
 
 def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: float, work: Path) -> Dict:
@@ -138,6 +164,9 @@ def main() -> None:
     parser.add_argument("--curve-batch", type=int, default=16)
     parser.add_argument("--curve-size", type=int, default=320)
     parser.add_argument("--lr-per-image", type=float, default=0.000625)
+    parser.add_argument("--loader-workers", type=lambda t: [int(w) for w in t.split(",")], default=[],
+                        help="also time the augmented data pipeline alone with these worker counts, e.g. 1,2")
+    parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--png", type=Path, default=Path("train_loss_bf16.png"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -154,9 +183,13 @@ def main() -> None:
         work = Path(work)
         data = args.data or write_synth_dataset(work / "synth", {"train": 64, "val": 4}, seed=0)
         report = {"threads": args.threads, "cases": []}
-        for case in args.cases.split(","):
+        for case in filter(None, args.cases.split(",")):
             result = time_training_step(*parse_case(case), data, args.steps, args.warmup)
             report["cases"].append(result)
+            print(json.dumps(result), flush=True)
+        for workers in args.loader_workers:
+            result = time_data_loading(data, "yolox-nano", args.curve_batch, args.curve_size, workers, args.loader_batches)
+            report.setdefault("data_loading", []).append(result)
             print(json.dumps(result), flush=True)
         if args.curve_steps:
             curves = loss_curves(data, args.curve_steps, args.curve_batch, args.curve_size, args.lr_per_image, work)

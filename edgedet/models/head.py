@@ -45,6 +45,9 @@ class YOLOXHead(nn.Module):
         self.num_classes = num_classes
         self.strides = tuple(strides)
         self.decode_in_inference = True
+        # Training under bf16 autocast: run the 1x1 prediction convs in fp32 so the box, objectness
+        # and class outputs that SimOTA and the losses see are not rounded to 8 mantissa bits.
+        self.predictions_in_fp32 = False
         conv = conv_class(depthwise)
         hidden = int(256 * width)
 
@@ -77,10 +80,17 @@ class YOLOXHead(nn.Module):
         outputs = []
         for k, x in enumerate(features):
             x = self.stems[k](x)
-            cls_out = self.cls_preds[k](self.cls_convs[k](x))
+            cls_out = self._predict(self.cls_preds[k], self.cls_convs[k](x))
             reg_feat = self.reg_convs[k](x)
-            outputs.append(torch.cat([self.reg_preds[k](reg_feat), self.obj_preds[k](reg_feat), cls_out], 1))
+            outputs.append(torch.cat([self._predict(self.reg_preds[k], reg_feat),
+                                      self._predict(self.obj_preds[k], reg_feat), cls_out], 1))
         return outputs
+
+    def _predict(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.predictions_in_fp32 and torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return conv(x.float())
+        return conv(x)
 
     def flatten_levels(self, levels: Sequence[torch.Tensor], decode: bool) -> torch.Tensor:
         """Eval-mode output from per-level outputs: Tensor[B, N, 5 + C], obj and cls through

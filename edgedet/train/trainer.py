@@ -246,6 +246,7 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
         result = load_checkpoint(model, cfg.ckpt)
         if result.class_predictions_reinitialised:
             log.info("fine-tuning: class predictions re-initialised for %d classes", train_set.num_classes)
+    model.head.predictions_in_fp32 = precision == "bf16"
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     lr = cfg.basic_lr_per_img * cfg.batch

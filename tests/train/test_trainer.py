@@ -204,3 +204,15 @@ def test_bf16_channels_last_step_keeps_fp32_weights_and_tracks_the_fp32_loss():
     assert abs(float(loss16.total) - float(loss32.total)) < 0.05 * float(loss32.total)
     weight = bf16_model.head.cls_preds[0].weight
     assert weight.dtype == torch.float32 and not torch.equal(weight.detach(), before)
+
+
+def test_prediction_convs_run_in_fp32_under_bf16_autocast_when_asked():
+    from edgedet.models import build_model
+
+    model = build_model("yolox-nano", num_classes=3).train()
+    images = torch.rand(1, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(images)[0].dtype == torch.bfloat16
+        model.head.predictions_in_fp32 = True
+        assert all(level.dtype == torch.float32 for level in model(images))
+    assert model(images)[0].dtype == torch.float32  # no autocast: unchanged
