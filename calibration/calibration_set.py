@@ -1,7 +1,7 @@
 """Calibration sets: images pre-processed exactly as the runtime does, cached on disk.
 
 A ``CalibrationSet`` satisfies ONNX Runtime's ``CalibrationDataReader`` protocol directly:
-``get_next()`` returns ``{"images": batch}`` or None, and it can be iterated.
+``get_next()`` returns ``{input_name: batch}`` (``"images"`` in edgedet's exports) or None, and it can be iterated.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ class CalibrationSet(CalibrationDataReader):
     """
 
     def __init__(self, source: Union[str, Path], meta: ModelMetadata, num_images: int = 200, seed: int = 0,
-                 batch: int = 1, cache_dir: Optional[Path] = None, split: str = "train") -> None:
+                 batch: int = 1, cache_dir: Optional[Path] = None, split: str = "train",
+                 input_name: str = "images") -> None:
         if num_images < 1:
             raise CalibrationError(f"num_images must be at least 1, got {num_images}")
         paths = find_calibration_images(source, split)
@@ -81,7 +82,7 @@ class CalibrationSet(CalibrationDataReader):
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(len(paths), size=min(num_images, len(paths)), replace=False).tolist())
         self.paths = [paths[i] for i in chosen]
-        self.meta, self.batch = meta, batch
+        self.meta, self.batch, self.input_name = meta, batch, input_name
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.key = self._key()
         self.cache_hit = False
@@ -140,7 +141,7 @@ class CalibrationSet(CalibrationDataReader):
             return None
         batch = self.tensors[self._cursor:self._cursor + self.batch]
         self._cursor += self.batch
-        return {"images": np.ascontiguousarray(batch)}
+        return {self.input_name: np.ascontiguousarray(batch)}
 
     def rewind(self) -> None:
         self._cursor = 0

@@ -22,13 +22,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
 
 from edgedet.runtime.fileio import atomic_write_bytes
-from edgedet.runtime.metadata import MetadataError, ModelMetadata, from_props, to_props
+from edgedet.runtime.metadata import PREFIX, MetadataError, ModelMetadata, from_props, to_props
 
 from exporters.graph import set_metadata
 
@@ -58,22 +58,45 @@ class QuantizeResult:
     int8_mb: float
     qdq_nodes: int
     calibration_cached: bool
-    latency_ms: Dict[str, float] = field(default_factory=dict)  # fp32 / int8 medians
+    latency_ms: Dict[str, float] = field(default_factory=dict)  # fp32 / int8 (/ fp16) medians
+    fp16: Optional[Dict] = None  # with also_fp16: path, size_mb, parity_rel, kept_float
 
     def report(self) -> Dict:
         return {"output": str(self.path), "method": self.method, "target": self.target, "num_images": self.num_images,
                 "excluded_nodes": self.excluded, "size_mb": {"fp32": round(self.fp32_mb, 3), "int8": round(self.int8_mb, 3)},
                 "qdq_nodes": self.qdq_nodes, "latency_ms": self.latency_ms,
                 "latency_ratio": (round(self.latency_ms["int8"] / self.latency_ms["fp32"], 3)
-                                  if self.latency_ms else None)}
+                                  if self.latency_ms else None),
+                **({"fp16": self.fp16} if self.fp16 else {})}
 
 
-def read_metadata(model: onnx.ModelProto, path: Path) -> ModelMetadata:
+def read_metadata(model: onnx.ModelProto, path: Path, input_size: Optional[Tuple[int, int]] = None) -> ModelMetadata:
+    """The model's edgedet metadata; for a model edgedet did not export, metadata built from
+    ``input_size`` and the graph (see ``plain_model_metadata``), or an error saying so."""
     props = {p.key: p.value for p in model.metadata_props}
+    if PREFIX + "format_version" not in props and input_size is not None:
+        return plain_model_metadata(model, path, input_size)
     try:
         return from_props(props)
     except MetadataError as e:
-        raise QuantizeError(f"{path}: {e}") from None
+        hint = "; for a model edgedet did not export, give --input-size" if PREFIX + "format_version" not in props else ""
+        raise QuantizeError(f"{path}: {e}{hint}") from None
+
+
+def plain_model_metadata(model: onnx.ModelProto, path: Path, input_size: Tuple[int, int]) -> ModelMetadata:
+    """Metadata for a YOLOX ONNX file without edgedet's: BGR 0..255 input letterboxed with pad 114
+    (the official pre-processing), decoded [B, N, 5 + C] output whose C gives the class count."""
+    inputs = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    outputs = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    if len(inputs) != 4 or len(outputs) != 3 or outputs[-1] <= 5:
+        raise QuantizeError(f"{path}: without edgedet metadata the model must take [B, 3, H, W] and give "
+                            f"[B, N, 5 + classes]; it has input {inputs} and output {outputs}")
+    if inputs[2] and inputs[3] and (inputs[2], inputs[3]) != tuple(input_size):
+        raise QuantizeError(f"{path}: --input-size {input_size[0]}x{input_size[1]} does not match the model's "
+                            f"input {inputs[2]}x{inputs[3]}")
+    return ModelMetadata(model_name=path.stem, input_size=tuple(input_size),
+                         class_names=tuple(f"class{i}" for i in range(outputs[-1] - 5)), batch=inputs[0] or None,
+                         extra={"metadata": "from --input-size: no edgedet metadata in the source model"})
 
 
 def auto_exclusions(model: onnx.ModelProto) -> List[str]:
@@ -110,20 +133,20 @@ def _count_qdq(model: onnx.ModelProto) -> int:
 
 
 def compare_latency(fp32: Union[str, bytes], int8: Union[str, bytes], rounds: int = 20, threads: int = 1,
-                    sample: Optional[np.ndarray] = None) -> Dict[str, float]:
-    """Median latency (ms) of the two models on the CPU provider, same threads, runs interleaved."""
+                    sample: Optional[np.ndarray] = None, fp16: Union[str, bytes, None] = None) -> Dict[str, float]:
+    """Median latency (ms) of the models on the CPU provider, same threads, runs interleaved."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    sessions = {k: ort.InferenceSession(m, options, providers=["CPUExecutionProvider"]) for k, m in
-                (("fp32", fp32), ("int8", int8))}
+    models = {"fp32": fp32, "int8": int8, **({"fp16": fp16} if fp16 is not None else {})}
+    sessions = {k: ort.InferenceSession(m, options, providers=["CPUExecutionProvider"]) for k, m in models.items()}
     inp = sessions["fp32"].get_inputs()[0]
     if sample is None:
         shape = [d if isinstance(d, int) else 1 for d in inp.shape]
         sample = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
-    times: Dict[str, List[float]] = {"fp32": [], "int8": []}
+    times: Dict[str, List[float]] = {k: [] for k in sessions}
     for s in sessions.values():
         s.run(None, {inp.name: sample})
     for _ in range(rounds):
@@ -175,12 +198,17 @@ def quantize_model(
     measure_latency: bool = True,
     calib_split: str = "train",
     op_types: Optional[Sequence[str]] = None,
+    input_size: Optional[Tuple[int, int]] = None,
+    also_fp16: bool = False,
 ) -> QuantizeResult:
     """Quantize an edgedet fp32 ``.onnx`` to INT8 (QDQ) calibrated on ``calib_source``.
 
     ``exclude``: ``"auto"`` (the head's tail, see ``auto_exclusions``), ``"none"``, or node
     names. ``op_types`` limits quantization to these operator types (default: all that ONNX
-    Runtime can quantize). Raises QuantizeError for an unusable request; nothing is written then.
+    Runtime can quantize). ``input_size`` makes a model without edgedet metadata usable (see
+    ``plain_model_metadata``). ``also_fp16`` writes export's fp16 conversion of the model beside
+    the int8 one (``MODEL-fp16.onnx``), parity-checked against fp32 and timed with the others.
+    Raises QuantizeError for an unusable request; nothing is written then.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -197,13 +225,13 @@ def quantize_model(
     if not output.parent.is_dir():
         raise QuantizeError(f"{output}: folder {output.parent} does not exist")
     model = onnx.load(str(model_path))
-    meta = read_metadata(model, model_path)
+    meta = read_metadata(model, model_path, input_size)
     if meta.precision == "int8" or _count_qdq(model):
         raise QuantizeError(f"{model_path}: already quantized (precision {meta.precision}); quantize the fp32 export")
     if meta.precision != "fp32":
         raise QuantizeError(f"{model_path}: is {meta.precision}; INT8 calibration needs the fp32 export")
     calib = CalibrationSet(calib_source, meta, num_images=num_images, seed=seed, batch=meta.batch or 1,
-                           cache_dir=cache_dir, split=calib_split)
+                           cache_dir=cache_dir, split=calib_split, input_name=model.graph.input[0].name)
 
     with tempfile.TemporaryDirectory(prefix="edgedet-quant-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
@@ -241,10 +269,33 @@ def quantize_model(
     set_metadata(q_model, to_props(int8_meta))
     onnx.checker.check_model(q_model)
     data = q_model.SerializeToString()
-    latency = compare_latency(str(model_path), data, sample=calib.subset(meta.batch or 1)) if measure_latency else {}
+    fp16, fp16_data = _fp16_beside(model, meta, calib, output.parent / f"{model_path.stem}-fp16.onnx") \
+        if also_fp16 else (None, None)
+    latency = (compare_latency(str(model_path), data, sample=calib.subset(meta.batch or 1), fp16=fp16_data)
+               if measure_latency else {})
+    if fp16:
+        atomic_write_bytes(Path(fp16["path"]), fp16_data)
     atomic_write_bytes(output, data)
     return QuantizeResult(output, method, target, excluded, len(calib), model_path.stat().st_size / 1e6,
-                          len(data) / 1e6, _count_qdq(q_model), calib.cache_hit, latency)
+                          len(data) / 1e6, _count_qdq(q_model), calib.cache_hit, latency, fp16)
+
+
+def _fp16_beside(model: onnx.ModelProto, meta: ModelMetadata, calib: CalibrationSet, path: Path) -> Tuple[Dict, bytes]:
+    """Export's fp16 conversion of ``model``, parity-checked against it on calibration images."""
+    from exporters.fp16 import convert_fp16
+    from exporters.parity import FP16_TOLERANCE, check_onnx_parity
+
+    converted, kept_float = convert_fp16(model)
+    set_metadata(converted, to_props(meta.with_changes(precision="fp16")))
+    data = converted.SerializeToString()
+    step = meta.batch or 1
+    parity = check_onnx_parity(model.SerializeToString(), data, calib.subset(max(step, min(8, len(calib)) // step * step)),
+                               FP16_TOLERANCE, meta.batch)
+    if not parity.ok:
+        raise QuantizeError(f"fp16 conversion differs from fp32 by {parity.worst_rel:.2e} of the output scale, above "
+                            f"{FP16_TOLERANCE:.0e} ({parity.summary()}); nothing was written")
+    return {"path": str(path), "size_mb": round(len(data) / 1e6, 3), "parity_rel": float(f"{parity.worst_rel:.3g}"),
+            "kept_float": len(kept_float)}, data
 
 
 def check_eval_data(model_path: Path, data_dir: Union[str, Path]):
@@ -262,15 +313,18 @@ def check_eval_data(model_path: Path, data_dir: Union[str, Path]):
     return dataset
 
 
-def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], limit: Optional[int] = None) -> Dict:
-    """AP of the fp32 and int8 models on ``data_dir``'s val split (official eval settings),
-    stored in the int8 model's calibration metadata as well (the file is rewritten atomically)."""
+def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], limit: Optional[int] = None,
+                  fp16_path: Optional[Path] = None) -> Dict:
+    """AP of the fp32 and int8 (and fp16) models on ``data_dir``'s val split (official eval
+    settings), stored in the int8 model's calibration metadata as well (rewritten atomically)."""
     from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
     from edgedet.runtime import Detector
 
     dataset = check_eval_data(fp32_path, data_dir)
     scores = {}
-    for name, path in (("fp32", fp32_path), ("int8", int8_path)):
+    for name, path in (("fp32", fp32_path), ("int8", int8_path), ("fp16", fp16_path)):
+        if path is None:
+            continue
         det = Detector(path, providers="cpu", conf=EVAL_CONF, iou=EVAL_IOU)
         m = evaluate_detector(det, dataset, limit=limit)
         scores[name] = {"AP": round(m.AP, 4), "AP50": round(m.AP50, 4)}

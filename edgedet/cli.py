@@ -378,8 +378,13 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
               help="Calibration tensor cache (default ~/.cache/edgedet/calibration).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write the report as JSON (default: OUT with .json).")
+@click.option("--also-fp16", is_flag=True,
+              help="Also write MODEL-fp16.onnx (export's fp16 conversion), parity-checked, in the same report.")
+@click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW",
+              help="For an ONNX model edgedet did not export: its input size (BGR 0..255, pad 114, decoded "
+                   "[B, N, 5+C] output assumed).")
 def quantize(model, calib, output, num_images, seed, method, percentile, per_channel, target, exclude, eval_data,
-             eval_limit, max_ap_drop, max_steps, cache_dir, report_path) -> None:
+             eval_limit, max_ap_drop, max_steps, cache_dir, report_path, also_fp16, input_size) -> None:
     """Quantize an fp32 edgedet model to INT8 (QDQ) with ONNX Runtime's tooling.
 
     Prints and writes a report: size and latency (medians of interleaved runs, 1 thread,
@@ -388,7 +393,8 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     \b
     Examples:
       edgedet quantize nano.onnx --calib data/synth --num-images 200
-      edgedet quantize nano.onnx --calib data/synth --method entropy --eval data/synth-eval
+      edgedet quantize nano.onnx --calib data/synth --method entropy --eval data/synth-eval --also-fp16
+      edgedet quantize yolox_s_official.onnx --calib photos/ --input-size 640
     """
     from pathlib import Path
 
@@ -399,6 +405,9 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     out = Path(output or str(Path(model).with_suffix("")) + "-int8.onnx")
     if max_ap_drop is not None and not eval_data:
         raise click.UsageError("--max-ap-drop needs --eval DATA to measure AP on")
+    if input_size and eval_data:
+        raise click.UsageError("--eval needs an edgedet export (the runtime reads its metadata); "
+                               "--input-size is only for calibrating other ONNX models")
     if max_ap_drop is not None:
         from calibration.accuracy import accuracy_aware_quantize
 
@@ -417,10 +426,12 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
             check_eval_data(Path(model), eval_data)  # before any work: a mismatch leaves no file
         result = quantize_model(model, calib, out, num_images=num_images, seed=seed, method=method,
                                 percentile=percentile, per_channel=per_channel, target=target,
-                                exclude=exclude, cache_dir=Path(cache_dir) if cache_dir else None)
+                                exclude=exclude, cache_dir=Path(cache_dir) if cache_dir else None,
+                                input_size=input_size, also_fp16=also_fp16)
         report = result.report()
+        fp16_path = Path(result.fp16["path"]) if result.fp16 else None
         if eval_data:
-            report["ap"] = evaluate_pair(Path(model), out, eval_data, limit=eval_limit)
+            report["ap"] = evaluate_pair(Path(model), out, eval_data, limit=eval_limit, fp16_path=fp16_path)
     except (QuantizeError, CalibrationError) as e:
         raise _fail(e) from None
     click.echo(f"kept in float ({len(result.excluded)}): {', '.join(result.excluded) or 'none'}")
@@ -428,6 +439,10 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
              f"{report['ap']['fp32']['AP']:.4f}" if eval_data else "-"),
             ("int8", f"{result.int8_mb:.2f}", f"{result.latency_ms.get('int8', 0):.2f}",
              f"{report['ap']['int8']['AP']:.4f}" if eval_data else "-")]
+    if result.fp16:
+        rows.append(("fp16", f"{result.fp16['size_mb']:.2f}", f"{result.latency_ms.get('fp16', 0):.2f}",
+                     f"{report['ap']['fp16']['AP']:.4f}" if eval_data else "-"))
+        click.echo(f"fp16: parity {result.fp16['parity_rel']:.1e} of the output scale; wrote {fp16_path}")
     click.echo(format_table(("precision", "MB", "latency ms", "AP"), rows))
     click.echo(f"latency int8/fp32: {report['latency_ratio']}; wrote {out}"
                + ("; calibration cache reused" if result.calibration_cached else ""))

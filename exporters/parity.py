@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 
-__all__ = ["ParityReport", "ParityError", "check_parity", "FP32_TOLERANCE", "FP16_TOLERANCE"]
+__all__ = ["ParityReport", "ParityError", "check_parity", "check_onnx_parity", "FP32_TOLERANCE", "FP16_TOLERANCE"]
 
 # Largest |onnx - torch| over each output group, relative to the group's largest |torch| value.
 FP32_TOLERANCE = 1e-4
@@ -28,6 +28,7 @@ class ParityReport:
     tolerance: float
     max_abs: Dict[str, float] = field(default_factory=dict)  # per group
     max_rel: Dict[str, float] = field(default_factory=dict)  # max_abs / group scale
+    reference: str = "torch"
 
     @property
     def worst_rel(self) -> float:
@@ -39,7 +40,7 @@ class ParityReport:
 
     def summary(self) -> str:
         parts = [f"{g} {self.max_abs[g]:.2e} ({self.max_rel[g]:.1e} rel)" for g in self.max_abs]
-        return f"max |onnx - torch| over {self.images} images: " + ", ".join(parts)
+        return f"max |onnx - {self.reference}| over {self.images} images: " + ", ".join(parts)
 
 
 def _groups(out: np.ndarray) -> Dict[str, np.ndarray]:
@@ -51,6 +52,32 @@ def _compare(report: ParityReport, name: str, got: np.ndarray, ref: np.ndarray) 
     scale = float(np.abs(ref).max()) if ref.size else 0.0
     report.max_abs[name] = max(report.max_abs.get(name, 0.0), diff)
     report.max_rel[name] = max(report.max_rel.get(name, 0.0), diff / scale if scale > 0 else diff)
+
+
+def _cpu_session(model: Union[str, bytes]):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def check_onnx_parity(reference: Union[str, bytes], candidate: Union[str, bytes], images: np.ndarray,
+                      tolerance: float, batch: Optional[int]) -> ParityReport:
+    """A converted ONNX model (e.g. fp16) against the ONNX model it came from, both on ONNX
+    Runtime's CPU provider; decoded [B, N, 5+C] outputs, compared per group as ``check_parity``."""
+    sessions = [_cpu_session(reference), _cpu_session(candidate)]
+    name = sessions[0].get_inputs()[0].name
+    step = batch or len(images)
+    report = ParityReport(images=0, tolerance=tolerance, reference="reference onnx")
+    for start in range(0, len(images) - step + 1, step):
+        chunk = images[start:start + step]
+        want, got = (s.run(None, {name: chunk})[0] for s in sessions)
+        for group, g, w in zip(("boxes", "obj", "cls"), _groups(got).values(), _groups(want.astype(np.float64)).values()):
+            _compare(report, group, g, w)
+        report.images += len(chunk)
+    return report
 
 
 def check_parity(
@@ -66,12 +93,7 @@ def check_parity(
     candidates (boxes [B, N, 4], scores [B, C, N]), boxes and scores. ``batch`` is the
     model's fixed batch (None: dynamic, all images in one run).
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    session = _cpu_session(onnx_bytes)
     step = batch or len(images)
     report = ParityReport(images=0, tolerance=tolerance)
     for start in range(0, len(images) - step + 1, step):

@@ -168,3 +168,39 @@ def test_entropy_ranges_are_not_minmax_ranges(tmp_path):
     ranges = load_tensors_data(_entropy_ranges(model_path, Reader(), ["Conv"], tmp_path)).data
     low, high = (float(np.asarray(v)) for v in ranges["x"].range_value)
     assert 3 < high < 150 and -150 < low < -3  # MinMax would give 200: the outlier is clipped (measured 97.7)
+
+
+def test_model_without_edgedet_metadata_is_quantized_with_input_size(exported, calib_data, tmp_path):
+    bare = onnx.load(str(exported["decoded"]))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(QuantizeError, match="give --input-size"):
+        quantize_model(tmp_path / "bare.onnx", calib_data, tmp_path / "x.onnx", num_images=2)
+    with pytest.raises(QuantizeError, match="does not match the model's input 128x160"):
+        quantize_model(tmp_path / "bare.onnx", calib_data, tmp_path / "x.onnx", num_images=2, input_size=(128, 128))
+    assert not (tmp_path / "x.onnx").exists()
+    result = quantize_model(tmp_path / "bare.onnx", calib_data, tmp_path / "x.onnx", num_images=2, input_size=(128, 160),
+                            cache_dir=tmp_path / "c", measure_latency=False)
+    meta = read_metadata(onnx.load(str(result.path)), result.path)
+    assert meta.precision == "int8" and meta.input_size == (128, 160) and meta.num_classes == 80
+    assert Detector(result.path, threads=1)(np.zeros((100, 120, 3), np.uint8)).image_shape == (100, 120)
+
+
+def test_also_fp16_sits_beside_int8_in_one_report(exported, calib_data, tmp_path):
+    import json
+    import shutil
+
+    model = tmp_path / "nano.onnx"
+    shutil.copy(exported["decoded"], model)
+    result = CliRunner().invoke(cli, ["quantize", str(model), "--calib", str(calib_data), "--num-images", "2",
+                                      "--also-fp16", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    fp16 = tmp_path / "nano-fp16.onnx"
+    assert "fp16: parity" in result.output and str(fp16) in result.output
+    assert any(line.split()[:1] == ["fp16"] for line in result.output.splitlines())  # a row of the table
+    report = json.loads((tmp_path / "nano-int8.json").read_text())
+    assert set(report["latency_ms"]) == {"fp32", "int8", "fp16"} and all(v > 0 for v in report["latency_ms"].values())
+    assert 0 < report["fp16"]["parity_rel"] < 2e-2 and report["fp16"]["size_mb"] < 0.6 * report["size_mb"]["fp32"]
+    meta = read_metadata(onnx.load(str(fp16)), fp16)
+    assert meta.precision == "fp16"
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(fp16)).graph.initializer)
