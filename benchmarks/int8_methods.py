@@ -1,0 +1,83 @@
+"""INT8 calibration methods side by side: MinMax, Entropy and Percentile on one fp32 model, with
+the same calibration images, evaluated on the same validation set (official eval settings), and
+the int8 / fp32 latency (CPU provider, one thread, interleaved medians).
+
+    python benchmarks/int8_methods.py --calib data/synth --data data/synth-eval --num-images 200
+
+Default model: the shipped demo checkpoint (yolox-nano), exported at its training size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="fp32 edgedet .onnx (default: the demo checkpoint)")
+    parser.add_argument("--calib", required=True, help="calibration source (its train split)")
+    parser.add_argument("--data", required=True, help="COCO-format set whose val split is evaluated")
+    parser.add_argument("--num-images", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="minmax,entropy,percentile")
+    parser.add_argument("--percentile", type=float, default=99.99)
+    parser.add_argument("--eval-limit", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=30, help="latency runs per model")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from calibration.quantize import compare_latency, quantize_model
+    from edgedet import demo_checkpoint
+    from edgedet.data.coco import CocoDetection
+    from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
+    from edgedet.runtime import Detector
+    from edgedet.tables import format_table
+
+    dataset = CocoDetection.from_dir(args.data, "val")
+
+    def ap(path: Path) -> dict:
+        metrics = evaluate_detector(Detector(path, providers="cpu", conf=EVAL_CONF, iou=EVAL_IOU), dataset,
+                                    limit=args.eval_limit)
+        return {"AP": round(metrics.AP, 4), "AP50": round(metrics.AP50, 4)}
+
+    with tempfile.TemporaryDirectory(prefix="edgedet-int8-methods-") as work:
+        work = Path(work)
+        fp32 = args.model
+        if fp32 is None:
+            from exporters import export_model
+
+            fp32 = work / "demo-nano.onnx"
+            export_model("yolox-nano", fp32, ckpt=demo_checkpoint(), echo=lambda _m: None)
+        report = {"model": str(args.model or "demo checkpoint"), "calib": args.calib, "num_images": args.num_images,
+                  "seed": args.seed, "eval": args.data, "eval_images": args.eval_limit or len(dataset),
+                  "fp32": ap(fp32), "methods": {}}
+        rows = [("fp32", report["fp32"]["AP"], report["fp32"]["AP50"], "-", "-", "-")]
+        for method in args.methods.split(","):
+            out = work / f"{method}.onnx"
+            start = time.perf_counter()
+            result = quantize_model(fp32, args.calib, out, num_images=args.num_images, seed=args.seed, method=method,
+                                    percentile=args.percentile, cache_dir=work / "cache", measure_latency=False)
+            seconds = time.perf_counter() - start
+            scores = ap(out)
+            ms = compare_latency(str(fp32), str(out), rounds=args.rounds, threads=1)
+            entry = {**scores, "ap_drop": round(report["fp32"]["AP"] - scores["AP"], 4),
+                     "calibration_s": round(seconds, 1), "latency_ms": ms, "latency_ratio": round(ms["int8"] / ms["fp32"], 3),
+                     "calibration_images": result.num_images}
+            report["methods"][method] = entry
+            rows.append((method, entry["AP"], entry["AP50"], entry["ap_drop"], entry["latency_ratio"], entry["calibration_s"]))
+            print(json.dumps({method: entry}), flush=True)
+    print(format_table(("method", "AP", "AP50", "AP drop", "int8/fp32 latency", "calibration s"), rows))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
