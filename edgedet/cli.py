@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import click
 
@@ -581,21 +581,45 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
                       basic_lr_per_img=lr_per_image, precision=precision, seed=seed, threads=threads, devices=devices,
                       multiscale=multiscale)
 
+    # On a terminal: a bar per epoch; in a log (not a TTY): a line every 20 steps.
+    interactive = sys.stderr.isatty()
+    bar: Dict[str, Any] = {"epoch": None, "bar": None}
+
+    def close_bar() -> None:
+        if bar["bar"] is not None:
+            bar["bar"].__exit__(None, None, None)
+            bar["bar"] = None
+
     def progress(rec):
         if "val" in rec:
+            close_bar()
             v = rec["val"]
             click.echo(f"epoch {rec['epoch']}: val AP {v['AP']:.4f} AP50 {v['AP50']:.4f}", err=True)
+            return
+        steps_left = (epochs - rec["epoch"]) * rec["iters"] + rec["iters"] - rec["iter"]
+        eta_min = steps_left * batch / max(rec["images_per_s"], 1e-9) / 60  # training steps only, not evaluation
+        status = (f"loss {rec['loss']:.3f} (iou {rec['iou']:.3f} obj {rec['obj']:.3f} cls {rec['cls']:.3f} "
+                  f"l1 {rec['l1']:.3f}) lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s ETA {eta_min:.0f} min")
+        if interactive:
+            if bar["epoch"] != rec["epoch"]:
+                close_bar()
+                bar["epoch"] = rec["epoch"]
+                bar["bar"] = click.progressbar(length=rec["iters"], label=f"epoch {rec['epoch']}/{epochs}",
+                                               file=sys.stderr, show_eta=False, show_pos=True,
+                                               item_show_func=lambda text: text)
+                bar["bar"].__enter__()
+            bar["bar"].update(1, current_item=status)
+            if rec["iter"] == rec["iters"]:
+                close_bar()
         elif rec["iter"] == rec["iters"] or rec["iter"] % 20 == 0:
-            steps_left = (epochs - rec["epoch"]) * rec["iters"] + rec["iters"] - rec["iter"]
-            eta_min = steps_left * batch / max(rec["images_per_s"], 1e-9) / 60  # training steps only, not evaluation
-            click.echo(f"epoch {rec['epoch']}/{epochs} iter {rec['iter']}/{rec['iters']} loss {rec['loss']:.3f} "
-                       f"(iou {rec['iou']:.3f} obj {rec['obj']:.3f} cls {rec['cls']:.3f} l1 {rec['l1']:.3f}) "
-                       f"lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s ETA {eta_min:.0f} min", err=True)
+            click.echo(f"epoch {rec['epoch']}/{epochs} iter {rec['iter']}/{rec['iters']} {status}", err=True)
 
     try:
         result = run_training(cfg, progress=progress)
     except TrainError as e:
         raise _fail(e) from None
+    finally:
+        close_bar()
     if "best_ap" in result:  # rank 0 (other torchrun ranks only train)
         click.echo(f"done: best AP {result['best_ap']:.4f}; checkpoints in {result['out']}")
 
