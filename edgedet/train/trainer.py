@@ -277,6 +277,10 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
     if cfg.iters_per_epoch:
         iters = min(iters, cfg.iters_per_epoch)
     no_aug = min(cfg.no_aug_epochs, cfg.epochs)
+    if no_aug == cfg.epochs and main_process:
+        # the official schedule holds the minimum lr through the no-aug epochs
+        log.warning("--no-aug-epochs %d >= --epochs %d: the whole run is without mosaic/mixup, at the minimum "
+                    "learning rate (%g)", cfg.no_aug_epochs, cfg.epochs, cfg.min_lr_ratio * lr)
     schedule = YoloxWarmCos(lr, cfg.epochs * iters, min(cfg.warmup_epochs, cfg.epochs) * iters, no_aug * iters, cfg.min_lr_ratio)
     log_file = (out / ("train_log.jsonl" if main_process else f"train_log.rank{rank}.jsonl")).open("a", encoding="utf-8")
     metrics = None

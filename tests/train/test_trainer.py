@@ -216,3 +216,11 @@ def test_prediction_convs_run_in_fp32_under_bf16_autocast_when_asked():
         model.head.predictions_in_fp32 = True
         assert all(level.dtype == torch.float32 for level in model(images))
     assert model(images)[0].dtype == torch.float32  # no autocast: unchanged
+
+
+def test_warns_when_every_epoch_is_a_no_aug_epoch(tiny_data, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        train(_cfg(tiny_data, tmp_path / "run", epochs=1, no_aug_epochs=1, iters_per_epoch=1))
+    assert "the whole run is without mosaic/mixup, at the minimum learning rate" in caplog.text
