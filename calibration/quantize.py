@@ -84,8 +84,9 @@ def read_metadata(model: onnx.ModelProto, path: Path, input_size: Optional[Tuple
 
 
 def plain_model_metadata(model: onnx.ModelProto, path: Path, input_size: Tuple[int, int]) -> ModelMetadata:
-    """Metadata for a YOLOX ONNX file without edgedet's: BGR 0..255 input letterboxed with pad 114
-    (the official pre-processing), decoded [B, N, 5 + C] output whose C gives the class count."""
+    """Metadata for a YOLOX ONNX file without edgedet's, as the official export writes it: BGR
+    0..255 input letterboxed with pad 114, raw [B, N, 5 + C] output (boxes not decoded) whose C
+    gives the class count."""
     inputs = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     outputs = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
     if len(inputs) != 4 or len(outputs) != 3 or outputs[-1] <= 5:
@@ -95,7 +96,8 @@ def plain_model_metadata(model: onnx.ModelProto, path: Path, input_size: Tuple[i
         raise QuantizeError(f"{path}: --input-size {input_size[0]}x{input_size[1]} does not match the model's "
                             f"input {inputs[2]}x{inputs[3]}")
     return ModelMetadata(model_name=path.stem, input_size=tuple(input_size),
-                         class_names=tuple(f"class{i}" for i in range(outputs[-1] - 5)), batch=inputs[0] or None,
+                         class_names=tuple(f"class{i}" for i in range(outputs[-1] - 5)), output_format="raw",
+                         batch=inputs[0] or None,
                          extra={"metadata": "from --input-size: no edgedet metadata in the source model"})
 
 

@@ -381,8 +381,8 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
 @click.option("--also-fp16", is_flag=True,
               help="Also write MODEL-fp16.onnx (export's fp16 conversion), parity-checked, in the same report.")
 @click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW",
-              help="For an ONNX model edgedet did not export: its input size (BGR 0..255, pad 114, decoded "
-                   "[B, N, 5+C] output assumed).")
+              help="For an ONNX model edgedet did not export: its input size (the official export's layout "
+                   "assumed: BGR 0..255, pad 114, raw [B, N, 5+C] output).")
 def quantize(model, calib, output, num_images, seed, method, percentile, per_channel, target, exclude, eval_data,
              eval_limit, max_ap_drop, max_steps, cache_dir, report_path, also_fp16, input_size) -> None:
     """Quantize an fp32 edgedet model to INT8 (QDQ) with ONNX Runtime's tooling.

@@ -183,6 +183,7 @@ def test_model_without_edgedet_metadata_is_quantized_with_input_size(exported, c
                             cache_dir=tmp_path / "c", measure_latency=False)
     meta = read_metadata(onnx.load(str(result.path)), result.path)
     assert meta.precision == "int8" and meta.input_size == (128, 160) and meta.num_classes == 80
+    assert meta.output_format == "raw"  # the official export's layout
     assert Detector(result.path, threads=1)(np.zeros((100, 120, 3), np.uint8)).image_shape == (100, 120)
 
 
