@@ -138,12 +138,16 @@ def test_accuracy_aware_loop_moves_layers_to_float_and_says_when_impossible(cali
     assert not out.exists() and not list(tmp_path.glob(".aa-int8*"))
 
 
-def test_entropy_ranges_are_not_minmax_ranges(tmp_path):
-    # ORT's default 128/128 bins make Entropy return the MinMax range; ours must clip the outliers.
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monkeypatch, method):
+    # ORT's default 128/128 bins make Entropy return the MinMax range; ours must clip the outliers,
+    # also when the images are collected in several chunks (here one image per chunk).
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization.calibrate import load_tensors_data
 
-    from calibration.quantize import _entropy_ranges
+    import calibration.quantize as quantize
+
+    monkeypatch.setattr(quantize, "CALIBRATION_CHUNK", 1)
 
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
@@ -154,6 +158,14 @@ def test_entropy_ranges_are_not_minmax_ranges(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(model_path))
 
     class Reader:
+        batch = 1
+
+        def __len__(self):
+            return 4
+
+        def rewind(self):
+            pass
+
         def __init__(self):
             batches = []
             for _ in range(4):
@@ -165,9 +177,9 @@ def test_entropy_ranges_are_not_minmax_ranges(tmp_path):
         def get_next(self):
             return next(self.batches, None)
 
-    ranges = load_tensors_data(_entropy_ranges(model_path, Reader(), ["Conv"], tmp_path)).data
+    ranges = load_tensors_data(quantize._histogram_ranges(model_path, Reader(), ["Conv"], tmp_path, method, 99.0)).data
     low, high = (float(np.asarray(v)) for v in ranges["x"].range_value)
-    assert 3 < high < 150 and -150 < low < -3  # MinMax would give 200: the outlier is clipped (measured 97.7)
+    assert 1 < high < 150 and -150 < low < -1  # MinMax would give 200 (measured: entropy 97.7, percentile 99: 2.5)
 
 
 def test_model_without_edgedet_metadata_is_quantized_with_input_size(exported, calib_data, tmp_path):
