@@ -29,20 +29,29 @@ sys.path.insert(0, str(ROOT))
 SETTINGS = (("fp32", "fp32", False), ("bf16", "bf16", False), ("bf16+channels-last", "bf16", True))
 
 
-def time_training_step(model_name: str, batch: int, size: int, data: Path, steps: int, warmup: int) -> Dict:
-    import torch
-
+def augmented_dataset(data: Path, model_name: str, size: int):
+    """The training split of ``data`` with the model's training augmentation (mosaic on), seed 0."""
     from edgedet.data.augment import AugmentConfig
     from edgedet.data.coco import CocoDetection
     from edgedet.data.train_dataset import TrainDataset
+    from edgedet.models import get_spec
+
+    dataset = TrainDataset(CocoDetection.from_dir(data, "train"), (size, size),
+                           AugmentConfig.for_model(get_spec(model_name).name), seed=0)
+    dataset.set_epoch(0, mosaic_enabled=True)
+    return dataset
+
+
+def time_training_step(model_name: str, batch: int, size: int, data: Path, steps: int, warmup: int) -> Dict:
+    import torch
+
     from edgedet.models import build_model, get_spec
     from edgedet.train.schedule import build_optimizer
     from edgedet.train.trainer import train_step
 
     spec = get_spec(model_name)
-    coco = CocoDetection.from_dir(data, "train")
-    dataset = TrainDataset(coco, (size, size), AugmentConfig.for_model(spec.name), seed=0)
-    dataset.set_epoch(0, mosaic_enabled=True)
+    dataset = augmented_dataset(data, spec.name, size)
+    coco = dataset.coco
     images, targets = next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False)))
     torch.manual_seed(0)
     base = build_model(spec.name, num_classes=coco.num_classes)
@@ -74,14 +83,7 @@ def time_data_loading(data: Path, model_name: str, batch: int, size: int, worker
     """Images/s of the augmented data pipeline alone (Mosaic, MixUp, HSV, flip, affine)."""
     import torch
 
-    from edgedet.data.augment import AugmentConfig
-    from edgedet.data.coco import CocoDetection
-    from edgedet.data.train_dataset import TrainDataset
-    from edgedet.models import get_spec
-
-    dataset = TrainDataset(CocoDetection.from_dir(data, "train"), (size, size),
-                           AugmentConfig.for_model(get_spec(model_name).name), seed=0)
-    dataset.set_epoch(0, mosaic_enabled=True)
+    dataset = augmented_dataset(data, model_name, size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
                                          multiprocessing_context="spawn" if workers else None)
     iterator = iter(loader)

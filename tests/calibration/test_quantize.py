@@ -68,15 +68,19 @@ def test_calibration_is_deterministic_and_cached(exported, calib_data, tmp_path,
     assert len(many) == 12 and "fewer than the 50 asked for" in caplog.text
 
 
+def _save_without_metadata(src, dst):
+    bare = onnx.load(str(src))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(dst))
+
+
 def test_bad_inputs(exported, quantized, calib_data, tmp_path):
     with pytest.raises(QuantizeError, match="already quantized"):
         quantize_model(quantized[0], calib_data, tmp_path / "x.onnx", num_images=2)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CalibrationError, match="no images found"):
         quantize_model(exported["decoded"], tmp_path / "empty", tmp_path / "x.onnx", num_images=2)
-    bare = onnx.load(str(exported["decoded"]))
-    del bare.metadata_props[:]
-    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    _save_without_metadata(exported["decoded"], tmp_path / "bare.onnx")
     with pytest.raises(QuantizeError, match="not exported by edgedet"):
         quantize_model(tmp_path / "bare.onnx", calib_data, tmp_path / "x.onnx", num_images=2)
     with pytest.raises(QuantizeError, match="nodes not in the model: nope"):
@@ -183,9 +187,7 @@ def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monke
 
 
 def test_model_without_edgedet_metadata_is_quantized_with_input_size(exported, calib_data, tmp_path):
-    bare = onnx.load(str(exported["decoded"]))
-    del bare.metadata_props[:]
-    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    _save_without_metadata(exported["decoded"], tmp_path / "bare.onnx")
     with pytest.raises(QuantizeError, match="give --input-size"):
         quantize_model(tmp_path / "bare.onnx", calib_data, tmp_path / "x.onnx", num_images=2)
     with pytest.raises(QuantizeError, match="does not match the model's input 128x160"):
