@@ -170,8 +170,10 @@ ENTROPY_NUM_QUANTIZED_BINS = 128
 
 # ORT's histogram calibrators (Entropy, Percentile) keep every intermediate output of every image
 # before building histograms: 200 images of yolox-nano at 416 took more than 24 GB and were killed.
-# Histograms merge, so the images are fed in chunks of this many batches; MinMax gets the same
-# bound through quantize_static's CalibMaxIntermediateOutputs.
+# Histograms and min/max ranges merge, so the images are fed in chunks of this many batches. MinMax
+# is chunked the same way rather than through CalibMaxIntermediateOutputs: in ONNX Runtime 1.32
+# that option discards the outputs collected before each chunk boundary without computing their
+# ranges (onnxruntime PR #20226, not merged), so only the last partial chunk set the ranges.
 CALIBRATION_CHUNK = 16
 
 
@@ -188,19 +190,25 @@ class _Chunk:
         return self.reader.get_next()
 
 
-def _histogram_ranges(prepared: Path, calib, op_types: Optional[Sequence[str]], scratch: Path, method: str,
-                      percentile: float) -> Path:
-    """Entropy (KL) or Percentile ranges of ``prepared``, collected chunk by chunk, written as
-    ORT's calibration cache JSON."""
+def _calibration_method(method: str):
     from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[method]
+
+
+def calibration_ranges(prepared: Path, calib, op_types: Optional[Sequence[str]], scratch: Path, method: str,
+                       percentile: float) -> Path:
+    """Activation ranges of ``prepared`` by ``method`` (MinMax, Entropy/KL or Percentile),
+    collected chunk by chunk with ORT's calibrator, written as ORT's calibration cache JSON
+    (``quantize_static``'s ``calibration_cache_path``)."""
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     options = ({"num_bins": ENTROPY_NUM_BINS, "num_quantized_bins": ENTROPY_NUM_QUANTIZED_BINS} if method == "entropy"
-               else {"percentile": percentile})
+               else {"percentile": percentile} if method == "percentile" else {})
     calibrator = create_calibrator(
         prepared, list(op_types) if op_types else None, augmented_model_path=str(scratch / "augmented.onnx"),
-        calibrate_method=CalibrationMethod.Entropy if method == "entropy" else CalibrationMethod.Percentile,
-        providers=["CPUExecutionProvider"], extra_options=options,
+        calibrate_method=_calibration_method(method), providers=["CPUExecutionProvider"], extra_options=options,
     )
     calib.rewind()
     batches = -(-len(calib) // calib.batch)
@@ -209,6 +217,52 @@ def _histogram_ranges(prepared: Path, calib, op_types: Optional[Sequence[str]], 
     cache = scratch / f"{method}_ranges.json"
     save_tensors_data(calibrator.compute_data(), cache)
     return cache
+
+
+def quantize_qdq(prepared: Path, output: Path, ranges: Path, method: str, *, per_channel: bool = True,
+                 target: str = "cpu", op_types: Optional[Sequence[str]] = None,
+                 nodes_to_exclude: Optional[Sequence[str]] = None,
+                 nodes_to_quantize: Optional[Sequence[str]] = None) -> None:
+    """``quantize_static`` in QDQ format on precomputed ``ranges``: the activation and weight
+    types of ``target`` (see the module docstring), symmetric int8 weights."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    symmetric_activations = target == "tensorrt"
+    quantize_static(
+        str(prepared), str(output), None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+        op_types_to_quantize=list(op_types) if op_types else None,
+        activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
+        weight_type=QuantType.QInt8, nodes_to_exclude=list(nodes_to_exclude or []),
+        nodes_to_quantize=list(nodes_to_quantize) if nodes_to_quantize else None,
+        calibrate_method=_calibration_method(method), calibration_providers=["CPUExecutionProvider"],
+        extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True},
+        calibration_cache_path=str(ranges),
+    )
+
+
+def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: float,
+                          op_types: Optional[Sequence[str]], workdir: Path) -> Tuple[Path, Path]:
+    """``(prepared model, ranges)`` in ``workdir``: ``quant_pre_process`` output with every node
+    named (the names exclusions refer to) and its calibration ranges; both reused when
+    ``workdir`` already holds them for this method."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from exporters.graph import ensure_node_names
+
+    prepared = workdir / "prepared.onnx"
+    if not prepared.is_file():
+        quant_pre_process(str(model_path), str(workdir / "pre.onnx"), skip_symbolic_shape=True)
+        pre = onnx.load(str(workdir / "pre.onnx"))
+        ensure_node_names(pre)
+        onnx.save(pre, str(prepared))
+    ranges = workdir / f"{method}_{percentile if method == 'percentile' else ''}ranges.json"
+    if not ranges.is_file():
+        try:
+            calibration_ranges(prepared, calib, op_types, workdir, method, percentile).replace(ranges)
+        except ValueError as e:  # e.g. numpy's histogram on a constant tensor (entropy/percentile)
+            raise QuantizeError(f"{model_path}: ONNX Runtime's {method} calibration failed ({e}); "
+                                f"try --method minmax") from e
+    return prepared, ranges
 
 
 def quantize_model(
@@ -229,6 +283,7 @@ def quantize_model(
     op_types: Optional[Sequence[str]] = None,
     input_size: Optional[Tuple[int, int]] = None,
     also_fp16: bool = False,
+    workdir: Optional[Path] = None,
 ) -> QuantizeResult:
     """Quantize an edgedet fp32 ``.onnx`` to INT8 (QDQ) calibrated on ``calib_source``.
 
@@ -237,11 +292,10 @@ def quantize_model(
     Runtime can quantize). ``input_size`` makes a model without edgedet metadata usable (see
     ``plain_model_metadata``). ``also_fp16`` writes export's fp16 conversion of the model beside
     the int8 one (``MODEL-fp16.onnx``), parity-checked against fp32 and timed with the others.
+    ``workdir`` keeps the pre-processed model and its calibration ranges for further calls
+    (the accuracy-aware loop re-quantizes without calibrating again).
     Raises QuantizeError for an unusable request; nothing is written then.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     model_path, output = Path(model_path), Path(output)
     if method not in METHODS:
         raise QuantizeError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
@@ -263,32 +317,12 @@ def quantize_model(
                            cache_dir=cache_dir, split=calib_split, input_name=model.graph.input[0].name)
 
     with tempfile.TemporaryDirectory(prefix="edgedet-quant-") as scratch:
-        prepared = Path(scratch) / "prepared.onnx"
-        quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
-        prepared_model = onnx.load(str(prepared))
-        excluded = resolve_exclusions(prepared_model, exclude)
-        onnx.save(prepared_model, str(prepared))  # with the node names the exclusions refer to
+        prepared, ranges = prepare_and_calibrate(model_path, calib, method, percentile, op_types,
+                                                 Path(workdir) if workdir else Path(scratch))
+        excluded = resolve_exclusions(onnx.load(str(prepared)), exclude)
         quantized = Path(scratch) / "int8.onnx"
-        symmetric_activations = target == "tensorrt"
-        try:
-            ranges = (_histogram_ranges(prepared, calib, op_types, Path(scratch), method, percentile)
-                      if method in ("entropy", "percentile") else None)
-            quantize_static(
-                str(prepared), str(quantized), calib if ranges is None else None,
-                quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                op_types_to_quantize=list(op_types) if op_types else None,
-                activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
-                weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                                  "percentile": CalibrationMethod.Percentile}[method],
-                calibration_providers=["CPUExecutionProvider"],
-                extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True,
-                               "CalibPercentile": percentile, "CalibMaxIntermediateOutputs": CALIBRATION_CHUNK},
-                calibration_cache_path=ranges,
-            )
-        except ValueError as e:  # e.g. numpy's histogram on a constant tensor (entropy/percentile)
-            raise QuantizeError(f"{model_path}: ONNX Runtime's {method} calibration failed ({e}); "
-                                f"try --method minmax") from e
+        quantize_qdq(prepared, quantized, ranges, method, per_channel=per_channel, target=target, op_types=op_types,
+                     nodes_to_exclude=excluded)
         q_model = onnx.load(str(quantized))
     calibration = {"method": method, "percentile": percentile if method == "percentile" else None,
                    "num_images": len(calib), "images_sha256": calib.images_sha256, "seed": seed,

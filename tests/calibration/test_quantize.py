@@ -142,16 +142,9 @@ def test_accuracy_aware_loop_moves_layers_to_float_and_says_when_impossible(cali
     assert not out.exists() and not list(tmp_path.glob(".aa-int8*"))
 
 
-@pytest.mark.parametrize("method", ["entropy", "percentile"])
-def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monkeypatch, method):
-    # ORT's default 128/128 bins make Entropy return the MinMax range; ours must clip the outliers,
-    # also when the images are collected in several chunks (here one image per chunk).
+def _conv_and_reader(tmp_path, outlier_images):
+    """A one-Conv model and a reader of 4 images whose first ``outlier_images`` hold one 200."""
     from onnx import TensorProto, helper, numpy_helper
-    from onnxruntime.quantization.calibrate import load_tensors_data
-
-    import calibration.quantize as quantize
-
-    monkeypatch.setattr(quantize, "CALIBRATION_CHUNK", 1)
 
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
@@ -172,18 +165,48 @@ def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monke
 
         def __init__(self):
             batches = []
-            for _ in range(4):
+            for i in range(4):
                 x = rng.normal(size=(1, 3, 16, 16)).astype(np.float32)
-                x[0, 0, 0, 0] = 200.0  # one outlier per image
+                if i < outlier_images:
+                    x[0, 0, 0, 0] = 200.0
                 batches.append({"x": x})
             self.batches = iter(batches)
 
         def get_next(self):
             return next(self.batches, None)
 
-    ranges = load_tensors_data(quantize._histogram_ranges(model_path, Reader(), ["Conv"], tmp_path, method, 99.0)).data
-    low, high = (float(np.asarray(v)) for v in ranges["x"].range_value)
+    return model_path, Reader()
+
+
+def _input_range(tmp_path, reader, model_path, method, percentile=99.0):
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    import calibration.quantize as quantize
+
+    ranges = load_tensors_data(quantize.calibration_ranges(model_path, reader, ["Conv"], tmp_path, method, percentile))
+    return tuple(float(np.asarray(v).reshape(-1)[0]) for v in ranges.data["x"].range_value)
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monkeypatch, method):
+    # ORT's default 128/128 bins make Entropy return the MinMax range; ours must clip the outliers,
+    # also when the images are collected in several chunks (here one image per chunk).
+    import calibration.quantize as quantize
+
+    monkeypatch.setattr(quantize, "CALIBRATION_CHUNK", 1)
+    model_path, reader = _conv_and_reader(tmp_path, outlier_images=4)
+    low, high = _input_range(tmp_path, reader, model_path, method)
     assert 1 < high < 150 and -150 < low < -1  # MinMax would give 200 (measured: entropy 97.7, percentile 99: 2.5)
+
+
+def test_minmax_ranges_cover_every_chunk(tmp_path, monkeypatch):
+    # The outlier is in the first of four chunks: ORT's own CalibMaxIntermediateOutputs would drop it.
+    import calibration.quantize as quantize
+
+    monkeypatch.setattr(quantize, "CALIBRATION_CHUNK", 1)
+    model_path, reader = _conv_and_reader(tmp_path, outlier_images=1)
+    low, high = _input_range(tmp_path, reader, model_path, "minmax")
+    assert high == 200.0 and low < -1
 
 
 def test_model_without_edgedet_metadata_is_quantized_with_input_size(exported, calib_data, tmp_path):
