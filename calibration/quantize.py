@@ -393,9 +393,14 @@ def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], 
         m = evaluate_detector(det, dataset, limit=limit)
         scores[name] = {"AP": round(m.AP, 4), "AP50": round(m.AP50, 4)}
     scores["ap_drop"] = round(scores["fp32"]["AP"] - scores["int8"]["AP"], 4)
+    store_eval(int8_path, scores, data_dir)
+    return scores
+
+
+def store_eval(int8_path: Path, scores: Dict, data_dir: Union[str, Path]) -> None:
+    """Put measured AP ``scores`` into the int8 model's calibration metadata (rewritten atomically)."""
     model = onnx.load(str(int8_path))
     meta = read_metadata(model, int8_path)
     meta = meta.with_changes(calibration={**(meta.calibration or {}), "eval": scores, "eval_data": Path(data_dir).name})
     set_metadata(model, to_props(meta))
     atomic_write_bytes(int8_path, model.SerializeToString())
-    return scores

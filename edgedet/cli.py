@@ -372,8 +372,9 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
 @click.option("--max-ap-drop", type=float, default=None, metavar="X",
               help="With --eval: keep moving the most sensitive layers back to float until fp32 AP - int8 AP <= X "
                    "(AP in 0..1, e.g. 0.005).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=6, show_default=True,
-              help="With --max-ap-drop: re-quantizations to try.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="With --max-ap-drop: re-quantizations to try after the first (1, 2, 4 ... most sensitive "
+                   "layers in float, then bisection to the fewest within budget).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Calibration tensor cache (default ~/.cache/edgedet/calibration).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
@@ -405,35 +406,53 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     out = Path(output or str(Path(model).with_suffix("")) + "-int8.onnx")
     if max_ap_drop is not None and not eval_data:
         raise click.UsageError("--max-ap-drop needs --eval DATA to measure AP on")
+    if max_ap_drop is not None and (exclude != "auto" or also_fp16):
+        raise click.UsageError("--max-ap-drop starts from --exclude auto and chooses the rest itself; "
+                               "--exclude and --also-fp16 go without it")
     if input_size and eval_data:
         raise click.UsageError("--eval needs an edgedet export (the runtime reads its metadata); "
                                "--input-size is only for calibrating other ONNX models")
-    if max_ap_drop is not None:
-        from calibration.accuracy import accuracy_aware_quantize
+    try:
+        if max_ap_drop is not None:
+            from calibration.accuracy import accuracy_aware_quantize
 
-        try:
+            bar = {}
+
+            def sensitivity_progress(done: int, total: int) -> None:
+                if "bar" not in bar:
+                    bar["bar"] = click.progressbar(length=total, label="sensitivity", file=sys.stderr, show_pos=True)
+                    bar["bar"].__enter__()
+                bar["bar"].update(1)
+                if done == total:
+                    bar["bar"].__exit__(None, None, None)
+
             found = accuracy_aware_quantize(
                 model, calib, out, eval_data, max_ap_drop, max_steps=max_steps, eval_limit=eval_limit, echo=click.echo,
+                progress=sensitivity_progress,
                 num_images=num_images, seed=seed, method=method, percentile=percentile, per_channel=per_channel,
                 target=target, cache_dir=Path(cache_dir) if cache_dir else None)
-        except (QuantizeError, CalibrationError) as e:
-            raise _fail(e) from None
-        if not found.within_budget:
-            raise click.ClickException(f"no INT8 model within an AP drop of {max_ap_drop}")
-        return
-    try:
-        if eval_data:
-            check_eval_data(Path(model), eval_data)  # before any work: a mismatch leaves no file
-        result = quantize_model(model, calib, out, num_images=num_images, seed=seed, method=method,
-                                percentile=percentile, per_channel=per_channel, target=target,
-                                exclude=exclude, cache_dir=Path(cache_dir) if cache_dir else None,
-                                input_size=input_size, also_fp16=also_fp16)
-        report = result.report()
-        fp16_path = Path(result.fp16["path"]) if result.fp16 else None
-        if eval_data:
-            report["ap"] = evaluate_pair(Path(model), out, eval_data, limit=eval_limit, fp16_path=fp16_path)
+            if not found.within_budget:
+                raise click.ClickException(f"no INT8 model within an AP drop of {max_ap_drop}")
+            result = found.quantized
+            report = result.report()
+            report["ap"] = {"fp32": {"AP": round(found.fp32_ap, 4)}, "int8": {"AP": round(found.int8_ap, 4)},
+                            "ap_drop": round(found.fp32_ap - found.int8_ap, 4)}
+            report["accuracy_steps"] = [vars(step) for step in found.steps]
+            report["sensitivity_top"] = found.sensitivity[:20]
+        else:
+            if eval_data:
+                check_eval_data(Path(model), eval_data)  # before any work: a mismatch leaves no file
+            result = quantize_model(model, calib, out, num_images=num_images, seed=seed, method=method,
+                                    percentile=percentile, per_channel=per_channel, target=target,
+                                    exclude=exclude, cache_dir=Path(cache_dir) if cache_dir else None,
+                                    input_size=input_size, also_fp16=also_fp16)
+            report = result.report()
+            if eval_data:
+                report["ap"] = evaluate_pair(Path(model), out, eval_data, limit=eval_limit,
+                                             fp16_path=Path(result.fp16["path"]) if result.fp16 else None)
     except (QuantizeError, CalibrationError) as e:
         raise _fail(e) from None
+    fp16_path = Path(result.fp16["path"]) if result.fp16 else None
     click.echo(f"kept in float ({len(result.excluded)}): {', '.join(result.excluded) or 'none'}")
     rows = [("fp32", f"{result.fp32_mb:.2f}", f"{result.latency_ms.get('fp32', 0):.2f}",
              f"{report['ap']['fp32']['AP']:.4f}" if eval_data else "-"),

@@ -1,3 +1,4 @@
+import json
 import logging
 
 import numpy as np
@@ -140,6 +141,19 @@ def test_accuracy_aware_loop_moves_layers_to_float_and_says_when_impossible(cali
     assert len(steps) == 3 and counts[0] < counts[1] < counts[2]  # more layers in float each step
     assert "no model within budget after 3 tries" in result.output and "nothing written" in result.output
     assert not out.exists() and not list(tmp_path.glob(".aa-int8*"))
+
+    # A budget any model meets: the first step is kept, written with the measured AP in its metadata.
+    report = tmp_path / "aa.json"
+    result = CliRunner().invoke(cli, ["quantize", str(fp32), "--calib", str(calib_data), "-o", str(out), "--num-images",
+                                      "4", "--eval", str(calib_data), "--max-ap-drop", "1", "--report", str(report),
+                                      "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "within budget with" in result.output and out.exists()
+    calibration = read_metadata(onnx.load(str(out)), out).calibration
+    assert calibration["eval"]["max_ap_drop"] == 1 and "AP" in calibration["eval"]["int8"]
+    saved = json.loads(report.read_text())
+    assert len(saved["accuracy_steps"]) == 1 and saved["ap"]["ap_drop"] == calibration["eval"]["ap_drop"]
+    assert sorted(saved["excluded_nodes"]) == sorted(calibration["excluded_nodes"])
 
 
 def _conv_and_reader(tmp_path, outlier_images):
