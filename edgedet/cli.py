@@ -20,6 +20,11 @@ def _setup_logging(verbose: bool) -> None:
         format="%(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        # Graph-rewriting libraries report every step at INFO (e.g. onnx_ir's "Replaced initializer"
+        # for each deduplicated constant); only edgedet's own INFO lines are for the user.
+        for name in ("onnx_ir", "onnxscript", "torch.onnx", "onnxruntime"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
