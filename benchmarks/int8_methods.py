@@ -5,6 +5,14 @@ the int8 / fp32 latency (CPU provider, one thread, interleaved medians).
     python benchmarks/int8_methods.py --calib data/synth --data data/synth-eval --num-images 200
 
 Default model: the shipped demo checkpoint (yolox-nano), exported at its training size.
+
+With ``--max-ap-drop X --select DATA2`` each method also gets an accuracy-aware row: the
+``edgedet quantize --max-ap-drop`` loop chooses which layers stay in float by AP on DATA2's val
+split, and the chosen model is then evaluated on ``--data`` like the others, so the reported drop
+is measured on images the choice never saw.
+
+    python benchmarks/int8_methods.py --calib data/synth --data data/synth-eval --num-images 200 \
+        --max-ap-drop 0.005 --select data/synth-select --methods minmax
 """
 
 from __future__ import annotations
@@ -32,7 +40,13 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=30, help="latency runs per model")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--max-ap-drop", type=float, default=None,
+                        help="add an accuracy-aware row per method, chosen on --select")
+    parser.add_argument("--select", default=None, help="COCO-format set whose val split the accuracy-aware loop uses")
+    parser.add_argument("--select-limit", type=int, default=100)
     args = parser.parse_args()
+    if (args.max_ap_drop is None) != (args.select is None):
+        parser.error("--max-ap-drop and --select go together")
 
     from calibration.quantize import compare_latency, quantize_model
     from edgedet import demo_checkpoint
@@ -74,6 +88,31 @@ def main() -> None:
             report["methods"][method] = entry
             rows.append((method, entry["AP"], entry["AP50"], entry["ap_drop"], entry["latency_ratio"], entry["calibration_s"]))
             print(json.dumps({method: entry}), flush=True)
+            if args.max_ap_drop is not None:
+                from calibration.accuracy import accuracy_aware_quantize
+
+                aware = work / f"{method}-aware.onnx"
+                start = time.perf_counter()
+                found = accuracy_aware_quantize(fp32, args.calib, aware, args.select, args.max_ap_drop,
+                                                eval_limit=args.select_limit, measure_latency=False,
+                                                num_images=args.num_images, seed=args.seed, method=method,
+                                                percentile=args.percentile, cache_dir=work / "cache")
+                seconds = time.perf_counter() - start
+                if not found.within_budget:
+                    rows.append((f"{method} aware", "-", "-", "none within budget", "-", round(seconds, 1)))
+                    continue
+                scores = ap(aware)
+                ms = compare_latency(str(fp32), str(aware), rounds=args.rounds, threads=1)
+                name = f"{method} + {len(found.excluded)} float"
+                entry = {**scores, "ap_drop": round(report["fp32"]["AP"] - scores["AP"], 4),
+                         "calibration_s": round(seconds, 1), "latency_ms": ms,
+                         "latency_ratio": round(ms["int8"] / ms["fp32"], 3), "nodes_in_float": len(found.excluded),
+                         "select": {"data": args.select, "images": args.select_limit, "fp32_ap": round(found.fp32_ap, 4),
+                                    "int8_ap": round(found.int8_ap, 4)}}
+                report["methods"][f"{method}-aware"] = entry
+                rows.append((name, entry["AP"], entry["AP50"], entry["ap_drop"], entry["latency_ratio"],
+                             entry["calibration_s"]))
+                print(json.dumps({f"{method}-aware": entry}), flush=True)
     print(format_table(("method", "AP", "AP50", "AP drop", "int8/fp32 latency", "calibration s"), rows))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
