@@ -15,16 +15,17 @@ from .tables import format_table
 
 
 def _setup_logging(verbose: bool) -> None:
+    # Only edgedet's own packages log at INFO: the libraries under them report every step at INFO,
+    # several on the root logger (ONNX Runtime's quantizer: one "Increased scale" line per channel;
+    # onnx_ir: one "Replaced initializer" per deduplicated constant). -v shows everything.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s: %(message)s",
         stream=sys.stderr,
     )
     if not verbose:
-        # Graph-rewriting libraries report every step at INFO (e.g. onnx_ir's "Replaced initializer"
-        # for each deduplicated constant); only edgedet's own INFO lines are for the user.
-        for name in ("onnx_ir", "onnxscript", "torch.onnx", "onnxruntime"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        for name in ("edgedet", "calibration", "exporters"):
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
