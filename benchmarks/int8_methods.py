@@ -95,6 +95,7 @@ def main() -> None:
                 start = time.perf_counter()
                 found = accuracy_aware_quantize(fp32, args.calib, aware, args.select, args.max_ap_drop,
                                                 eval_limit=args.select_limit, measure_latency=False,
+                                                echo=lambda line: print(line, flush=True),
                                                 num_images=args.num_images, seed=args.seed, method=method,
                                                 percentile=args.percentile, cache_dir=work / "cache")
                 seconds = time.perf_counter() - start
