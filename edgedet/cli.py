@@ -489,9 +489,12 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
 @click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER")
 @click.option("--budget-ms", type=float, default=None, help="Name the most accurate cell within this p50 latency.")
 @click.option("--iters", type=click.IntRange(min=1), default=30, show_default=True, help="Benchmark rounds per cell.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="ONNX Runtime intra-op threads when timing (default: ONNX Runtime's, one per core); "
+                   "set it to what the target device will use.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), metavar="REPORT_DIR")
 def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir, eval_limit, provider, budget_ms, iters,
-           out) -> None:
+           threads, out) -> None:
     """Export, quantize, verify, evaluate and time every size x precision; report the answer.
 
     Writes REPORT_DIR/report.md, report.json and pareto.png (latency vs AP). Finished cells
@@ -521,7 +524,7 @@ def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir,
     try:
         cells = run_matrix(size_list, [p.strip() for p in precisions.split(",") if p.strip()], Path(out), ckpts=ckpts,
                            input_size=input_size, calib=calib, data=data_dir, provider=provider, budget_ms=budget_ms,
-                           eval_limit=eval_limit, bench_iters=iters, echo=click.echo)
+                           eval_limit=eval_limit, bench_iters=iters, threads=threads, echo=click.echo)
     except ValueError as e:
         raise _fail(e) from None
     click.echo(f"report: {Path(out) / 'report.md'}, {Path(out) / 'report.json'}, {Path(out) / 'pareto.png'}")

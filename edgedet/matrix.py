@@ -54,7 +54,7 @@ def _cell_path(out: Path, size: str, precision: str) -> Path:
 
 
 def _run_cell(cell: Cell, out: Path, ckpt: Optional[str], input_size, calib, data, provider, eval_limit, bench_iters,
-              echo) -> None:
+              threads, echo) -> None:
     from exporters import export_model
 
     from .runtime.bench import benchmark
@@ -85,7 +85,7 @@ def _run_cell(cell: Cell, out: Path, ckpt: Optional[str], input_size, calib, dat
         m = evaluate_detector(Detector(path, providers=provider, conf=EVAL_CONF, iou=EVAL_IOU),
                               CocoDetection.from_dir(data, "val"), limit=eval_limit)
         cell.ap, cell.ap50 = m.AP, m.AP50
-    (bench,) = benchmark([str(path)], providers=provider, iters=bench_iters, warmup=2)
+    (bench,) = benchmark([str(path)], providers=provider, threads=threads, iters=bench_iters, warmup=2)
     cell.p50_ms, cell.p90_ms, cell.images_per_s = bench.p50_ms, bench.p90_ms, bench.images_per_s
 
 
@@ -93,7 +93,7 @@ def run_matrix(
     sizes: Sequence[str], precisions: Sequence[str], out: Path, *, ckpts: Optional[Dict[str, str]] = None,
     input_size: Optional[Tuple[int, int]] = None, calib: Optional[str] = None, data: Optional[str] = None,
     provider: str = "auto", budget_ms: Optional[float] = None, eval_limit: Optional[int] = None,
-    bench_iters: int = 30, echo: Callable[[str], None] = print,
+    bench_iters: int = 30, threads: Optional[int] = None, echo: Callable[[str], None] = print,
 ) -> List[Cell]:
     """Run (or resume) the matrix into ``out`` and write ``report.md``, ``report.json``, ``pareto.png``."""
     bad = [p for p in precisions if p not in PRECISIONS]
@@ -115,7 +115,8 @@ def run_matrix(
             start = time.perf_counter()
             echo(f"{size} {precision}: export{', quantize' if precision == 'int8' else ''}, evaluate, benchmark ...")
             try:
-                _run_cell(cell, out, ckpts.get(size), input_size, calib, data, provider, eval_limit, bench_iters, echo)
+                _run_cell(cell, out, ckpts.get(size), input_size, calib, data, provider, eval_limit, bench_iters,
+                          threads, echo)
                 cell.status = "ok"
             except Exception as e:  # recorded per cell; the matrix goes on
                 cell.status = "failed"

@@ -180,10 +180,10 @@ def export_model(
         if names is None and isinstance(extra.get("class_names"), (list, tuple)):
             names = tuple(str(n) for n in extra["class_names"])
         checkpoint_hash = sha256_file(ckpt)
-        trained = extra.get("input_size")
-        if size is None and isinstance(trained, (list, tuple)) and len(trained) == 2:
-            size = (int(trained[0]), int(trained[1]))  # an edgedet checkpoint says what it was trained at
-            echo(f"input size {size[0]}x{size[1]}, as the checkpoint was trained")
+        recorded = extra.get("input_size")  # an edgedet checkpoint records the size it is meant to run at
+        if size is None and isinstance(recorded, (list, tuple)) and len(recorded) == 2:
+            size = (int(recorded[0]), int(recorded[1]))
+            echo(f"input size {size[0]}x{size[1]}, from the checkpoint (--input-size overrides)")
     size = size or spec.test_size
     if any(s % 32 or s <= 0 for s in size):
         raise ExportError(f"input size {size[0]}x{size[1]} must be positive multiples of 32")
