@@ -257,6 +257,7 @@ def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: floa
         onnx.save(pre, str(prepared))
     ranges = workdir / f"{method}_{percentile if method == 'percentile' else ''}ranges.json"
     if not ranges.is_file():
+        log.info("calibrating (%s) on %d images ...", method, len(calib))
         try:
             calibration_ranges(prepared, calib, op_types, workdir, method, percentile).replace(ranges)
         except ValueError as e:  # e.g. numpy's histogram on a constant tensor (entropy/percentile)
@@ -335,6 +336,8 @@ def quantize_model(
     data = q_model.SerializeToString()
     fp16, fp16_data = _fp16_beside(model, meta, calib, output.parent / f"{model_path.stem}-fp16.onnx") \
         if also_fp16 else (None, None)
+    if measure_latency:
+        log.info("timing fp32 against int8%s (interleaved runs, 1 thread) ...", " and fp16" if fp16_data else "")
     latency = (compare_latency(str(model_path), data, sample=calib.subset(meta.batch or 1), fp16=fp16_data)
                if measure_latency else {})
     if fp16:
@@ -389,6 +392,7 @@ def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], 
     for name, path in (("fp32", fp32_path), ("int8", int8_path), ("fp16", fp16_path)):
         if path is None:
             continue
+        log.info("evaluating %s on %d images of %s ...", name, min(limit or len(dataset), len(dataset)), data_dir)
         det = Detector(path, providers="cpu", conf=EVAL_CONF, iou=EVAL_IOU)
         m = evaluate_detector(det, dataset, limit=limit)
         scores[name] = {"AP": round(m.AP, 4), "AP50": round(m.AP50, 4)}
