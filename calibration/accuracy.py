@@ -233,7 +233,7 @@ def accuracy_aware_quantize(
         q = quantize_model(model_path, calib_source, output, exclude=["auto", *extra], workdir=workdir, **quant_kwargs)
     scores = {"fp32": {"AP": round(result.fp32_ap, 4)}, "int8": {"AP": round(tries[chosen], 4)},
               "ap_drop": round(result.fp32_ap - tries[chosen], 4), "max_ap_drop": max_ap_drop}
-    store_eval(output, scores, eval_data)
+    store_eval(output, scores, eval_data, q.latency_ms)
     result.within_budget, result.output, result.excluded, result.quantized = True, output, q.excluded, q
     result.int8_ap = tries[chosen]
     echo(f"within budget with {len(q.excluded)} nodes in float: wrote {output}")

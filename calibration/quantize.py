@@ -381,9 +381,10 @@ def check_eval_data(model_path: Path, data_dir: Union[str, Path]):
 
 
 def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], limit: Optional[int] = None,
-                  fp16_path: Optional[Path] = None) -> Dict:
+                  fp16_path: Optional[Path] = None, latency_ms: Optional[Dict[str, float]] = None) -> Dict:
     """AP of the fp32 and int8 (and fp16) models on ``data_dir``'s val split (official eval
-    settings), stored in the int8 model's calibration metadata as well (rewritten atomically)."""
+    settings), stored in the int8 model's calibration metadata as well (rewritten atomically),
+    with the measured ``latency_ms`` when given."""
     from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
     from edgedet.runtime import Detector
 
@@ -397,14 +398,17 @@ def evaluate_pair(fp32_path: Path, int8_path: Path, data_dir: Union[str, Path], 
         m = evaluate_detector(det, dataset, limit=limit)
         scores[name] = {"AP": round(m.AP, 4), "AP50": round(m.AP50, 4)}
     scores["ap_drop"] = round(scores["fp32"]["AP"] - scores["int8"]["AP"], 4)
-    store_eval(int8_path, scores, data_dir)
+    store_eval(int8_path, scores, data_dir, latency_ms)
     return scores
 
 
-def store_eval(int8_path: Path, scores: Dict, data_dir: Union[str, Path]) -> None:
-    """Put measured AP ``scores`` into the int8 model's calibration metadata (rewritten atomically)."""
+def store_eval(int8_path: Path, scores: Dict, data_dir: Union[str, Path],
+               latency_ms: Optional[Dict[str, float]] = None) -> None:
+    """Put measured AP ``scores`` (and ``latency_ms``) into the int8 model's calibration
+    metadata (rewritten atomically)."""
     model = onnx.load(str(int8_path))
     meta = read_metadata(model, int8_path)
-    meta = meta.with_changes(calibration={**(meta.calibration or {}), "eval": scores, "eval_data": Path(data_dir).name})
+    measured = {"eval": scores, "eval_data": Path(data_dir).name, **({"latency_ms": latency_ms} if latency_ms else {})}
+    meta = meta.with_changes(calibration={**(meta.calibration or {}), **measured})
     set_metadata(model, to_props(meta))
     atomic_write_bytes(int8_path, model.SerializeToString())

@@ -455,7 +455,8 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
             report = result.report()
             if eval_data:
                 report["ap"] = evaluate_pair(Path(model), out, eval_data, limit=eval_limit,
-                                             fp16_path=Path(result.fp16["path"]) if result.fp16 else None)
+                                             fp16_path=Path(result.fp16["path"]) if result.fp16 else None,
+                                             latency_ms=result.latency_ms)
     except (QuantizeError, CalibrationError) as e:
         raise _fail(e) from None
     fp16_path = Path(result.fp16["path"]) if result.fp16 else None

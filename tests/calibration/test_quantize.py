@@ -114,6 +114,7 @@ def test_cli_tensorrt_target_with_eval(calib_data, tmp_path):
     meta = read_metadata(onnx.load(str(out)), out)
     assert meta.calibration["activation_type"] == "int8" and meta.calibration["method"] == "minmax"
     assert set(meta.calibration["eval"]) == {"fp32", "int8", "ap_drop"}
+    assert meta.calibration["latency_ms"]["int8"] > 0 and meta.calibration["latency_ms"]["fp32"] > 0
     assert (tmp_path / "trt-int8.json").is_file()
     from onnx import numpy_helper
 
@@ -151,6 +152,7 @@ def test_accuracy_aware_loop_moves_layers_to_float_and_says_when_impossible(cali
     assert "within budget with" in result.output and out.exists()
     calibration = read_metadata(onnx.load(str(out)), out).calibration
     assert calibration["eval"]["max_ap_drop"] == 1 and "AP" in calibration["eval"]["int8"]
+    assert calibration["latency_ms"]["int8"] > 0
     saved = json.loads(report.read_text())
     assert len(saved["accuracy_steps"]) == 1 and saved["ap"]["ap_drop"] == calibration["eval"]["ap_drop"]
     assert sorted(saved["excluded_nodes"]) == sorted(calibration["excluded_nodes"])
