@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import click
 
@@ -26,6 +26,23 @@ def _setup_logging(verbose: bool) -> None:
     if not verbose:
         for name in ("edgedet", "calibration", "exporters"):
             logging.getLogger(name).setLevel(logging.INFO)
+
+
+def _counting_bar(label: str) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that draws a click progress bar on stderr, opened at
+    the first call (when the total is known) and closed when ``done`` reaches it."""
+    state = {}
+
+    def progress(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+            state["bar"].__enter__()
+        state["bar"].update(done - state.get("done", 0))
+        state["done"] = done
+        if done >= total:
+            state["bar"].__exit__(None, None, None)
+
+    return progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -422,19 +439,9 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
         if max_ap_drop is not None:
             from calibration.accuracy import accuracy_aware_quantize
 
-            bar = {}
-
-            def sensitivity_progress(done: int, total: int) -> None:
-                if "bar" not in bar:
-                    bar["bar"] = click.progressbar(length=total, label="sensitivity", file=sys.stderr, show_pos=True)
-                    bar["bar"].__enter__()
-                bar["bar"].update(1)
-                if done == total:
-                    bar["bar"].__exit__(None, None, None)
-
             found = accuracy_aware_quantize(
                 model, calib, out, eval_data, max_ap_drop, max_steps=max_steps, eval_limit=eval_limit, echo=click.echo,
-                progress=sensitivity_progress,
+                progress=_counting_bar("sensitivity"),
                 num_images=num_images, seed=seed, method=method, percentile=percentile, per_channel=per_channel,
                 target=target, cache_dir=Path(cache_dir) if cache_dir else None)
             if not found.within_budget:
@@ -676,7 +683,8 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
 
     try:
         metrics = evaluate_model(_resolve_ckpt(model), data_dir, split=split, model_name=model_name,
-                                 input_size=input_size, limit=limit, provider=provider, json_out=json_out)
+                                 input_size=input_size, limit=limit, provider=provider, json_out=json_out,
+                                 progress=_counting_bar("eval"))
     except EvalError as e:
         raise _fail(e) from None
     click.echo(metrics.table())

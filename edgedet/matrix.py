@@ -181,13 +181,21 @@ def _plot(path: Path, cells: List[Cell], front: List[Cell]) -> None:
     except ImportError:  # an optional dependency of the full install
         return
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
-    for c in cells:
-        if c.status != "ok" or c.p50_ms is None:
-            continue
+    # One colour and marker per precision (the legend's), and one label offset per precision, so the
+    # cells of one size, which sit close together, do not print over each other.
+    styles = {"fp32": ("o", "C0", (4, 5)), "fp16": ("s", "C2", (4, 15)), "int8": ("^", "C3", (4, -11))}
+    timed = [c for c in cells if c.status == "ok" and c.p50_ms is not None]
+    for c in timed:
         y = c.ap if c.ap is not None else 0.0
-        ax.scatter(c.p50_ms, y, marker=markers.get(c.precision, "o"), s=50, label=c.precision)
-        ax.annotate(f"{c.size} {c.precision}", (c.p50_ms, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        marker, colour, offset = styles.get(c.precision, ("o", "C7", (4, 5)))
+        ax.scatter(c.p50_ms, y, marker=marker, color=colour, s=50, label=c.precision)
+        ax.annotate(f"{c.size} {c.precision}", (c.p50_ms, y), textcoords="offset points", xytext=offset, fontsize=8)
+    if timed and max(c.p50_ms for c in timed) > 5 * min(c.p50_ms for c in timed):
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")  # sizes span an order of magnitude in latency
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+            axis(FuncFormatter(lambda value, _pos: f"{value:g}"))
     if front:
         ax.plot([c.p50_ms for c in front], [c.ap for c in front], "k--", linewidth=1, label="Pareto front")
     handles, labels = ax.get_legend_handles_labels()
