@@ -74,20 +74,25 @@ def main() -> None:
                   "seed": args.seed, "eval": args.data, "eval_images": args.eval_limit or len(dataset),
                   "fp32": ap(fp32), "methods": {}}
         rows = [("fp32", report["fp32"]["AP"], report["fp32"]["AP50"], "-", "-", "-")]
+
+        def add_row(key: str, label: str, model: Path, seconds: float, **extra) -> None:
+            """Evaluate and time one int8 model against fp32; one table row and one report entry."""
+            scores = ap(model)
+            ms = compare_latency(str(fp32), str(model), rounds=args.rounds, threads=1)
+            entry = {**scores, "ap_drop": round(report["fp32"]["AP"] - scores["AP"], 4),
+                     "calibration_s": round(seconds, 1), "latency_ms": ms,
+                     "latency_ratio": round(ms["int8"] / ms["fp32"], 3), **extra}
+            report["methods"][key] = entry
+            rows.append((label, entry["AP"], entry["AP50"], entry["ap_drop"], entry["latency_ratio"],
+                         entry["calibration_s"]))
+            print(json.dumps({key: entry}), flush=True)
+
         for method in args.methods.split(","):
             out = work / f"{method}.onnx"
             start = time.perf_counter()
             result = quantize_model(fp32, args.calib, out, num_images=args.num_images, seed=args.seed, method=method,
                                     percentile=args.percentile, cache_dir=work / "cache", measure_latency=False)
-            seconds = time.perf_counter() - start
-            scores = ap(out)
-            ms = compare_latency(str(fp32), str(out), rounds=args.rounds, threads=1)
-            entry = {**scores, "ap_drop": round(report["fp32"]["AP"] - scores["AP"], 4),
-                     "calibration_s": round(seconds, 1), "latency_ms": ms, "latency_ratio": round(ms["int8"] / ms["fp32"], 3),
-                     "calibration_images": result.num_images}
-            report["methods"][method] = entry
-            rows.append((method, entry["AP"], entry["AP50"], entry["ap_drop"], entry["latency_ratio"], entry["calibration_s"]))
-            print(json.dumps({method: entry}), flush=True)
+            add_row(method, method, out, time.perf_counter() - start, calibration_images=result.num_images)
             if args.max_ap_drop is not None:
                 from calibration.accuracy import accuracy_aware_quantize
 
@@ -102,18 +107,10 @@ def main() -> None:
                 if not found.within_budget:
                     rows.append((f"{method} aware", "-", "-", "none within budget", "-", round(seconds, 1)))
                     continue
-                scores = ap(aware)
-                ms = compare_latency(str(fp32), str(aware), rounds=args.rounds, threads=1)
-                name = f"{method} + {len(found.excluded)} float"
-                entry = {**scores, "ap_drop": round(report["fp32"]["AP"] - scores["AP"], 4),
-                         "calibration_s": round(seconds, 1), "latency_ms": ms,
-                         "latency_ratio": round(ms["int8"] / ms["fp32"], 3), "nodes_in_float": len(found.excluded),
-                         "select": {"data": args.select, "images": args.select_limit, "fp32_ap": round(found.fp32_ap, 4),
-                                    "int8_ap": round(found.int8_ap, 4)}}
-                report["methods"][f"{method}-aware"] = entry
-                rows.append((name, entry["AP"], entry["AP50"], entry["ap_drop"], entry["latency_ratio"],
-                             entry["calibration_s"]))
-                print(json.dumps({f"{method}-aware": entry}), flush=True)
+                add_row(f"{method}-aware", f"{method} + {len(found.excluded)} float", aware, seconds,
+                        nodes_in_float=len(found.excluded),
+                        select={"data": args.select, "images": args.select_limit, "fp32_ap": round(found.fp32_ap, 4),
+                                "int8_ap": round(found.int8_ap, 4)})
     print(format_table(("method", "AP", "AP50", "AP drop", "int8/fp32 latency", "calibration s"), rows))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

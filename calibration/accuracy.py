@@ -172,7 +172,6 @@ def accuracy_aware_quantize(
         workdir = Path(scratch)
         candidate = workdir / "candidate.onnx"
         ranked: List[List[str]] = []
-        auto: List[str] = []
 
         def try_count(k: int) -> bool:
             extra = [name for unit in ranked[:k] for name in unit]
@@ -186,23 +185,24 @@ def accuracy_aware_quantize(
             return result.fp32_ap - ap <= max_ap_drop
 
         if not try_count(0):
-            meta = read_metadata(onnx.load(str(model_path)), model_path)
+            fp32_model = onnx.load(str(model_path))
+            meta = read_metadata(fp32_model, model_path)
             probe_set = CalibrationSet(calib_source, meta, num_images=SENSITIVITY_IMAGES, seed=quant_kwargs.get("seed", 0),
                                        batch=meta.batch or 1, cache_dir=quant_kwargs.get("cache_dir"),
-                                       input_name=onnx.load(str(model_path)).graph.input[0].name)
+                                       input_name=fp32_model.graph.input[0].name)
             prepared = workdir / "prepared.onnx"
             method = quant_kwargs.get("method", "minmax")
             percentile = quant_kwargs.get("percentile", 99.99)
             ranges = prepare_and_calibrate(model_path, None, method, percentile, quant_kwargs.get("op_types"),
                                            workdir)[1]
-            auto = resolve_exclusions(onnx.load(str(prepared)), "auto")
+            prepared_model = onnx.load(str(prepared))
+            auto = resolve_exclusions(prepared_model, "auto")
             echo(f"measuring each layer's sensitivity on {len(probe_set)} calibration images ...")
             scored = layer_sensitivity(prepared, ranges, method, list(probe_set), auto, meta.output_format,
                                        per_channel=quant_kwargs.get("per_channel", True),
                                        target=quant_kwargs.get("target", "cpu"), op_types=quant_kwargs.get("op_types"),
                                        progress=progress)
             ranked = [unit for _, unit in scored]
-            prepared_model = onnx.load(str(prepared))
             result.sensitivity = [(_unit_label(prepared_model, unit), err) for err, unit in scored]
             echo("most sensitive: " + ", ".join(f"{label} ({err:.3g})" for label, err in result.sensitivity[:5]))
             low, high = 0, None

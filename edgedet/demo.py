@@ -67,8 +67,9 @@ def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print,
                      f"{b.images_per_s:.1f}", f"{b.size_mb:.2f}"))
     echo("")
     echo(format_table(("yolox-nano", "AP", "AP50", "p50 ms", "img/s", "MB"), rows))
-    if "fp32" in metrics and metrics["fp32"].AP - metrics["int8"].AP > 0.005:
-        echo(f"\nplain INT8 lost {metrics['fp32'].AP - metrics['int8'].AP:.3f} AP; to keep the most sensitive layers in "
+    lost = metrics["fp32"].AP - metrics["int8"].AP if metrics else 0.0
+    if lost > 0.005:
+        echo(f"\nplain INT8 lost {lost:.3f} AP; to keep the most sensitive layers in "
              f"float until the loss is within a budget:\n  edgedet quantize {fp32_path} --calib {data} --eval VALDATA "
              f"--max-ap-drop 0.005\n  (VALDATA: a COCO-format set with a val split, other than the one you report AP on)")
     echo(f"\noutputs: {fp32_path}, {int8_path}, {out / 'infer'} (predictions.jsonl, coco_results.json, images/), "
