@@ -4,6 +4,7 @@ batch, and optionally the loss curves of short real runs at fp32 and at the fast
 
     python benchmarks/train_step.py --data data/synth --threads 2
     python benchmarks/train_step.py --data data/synth --curve-steps 300 --png docs/train_loss_bf16.png
+    python benchmarks/train_step.py --data data/synth --cases "" --curve-steps 300 --noise-seeds 1,2
     python benchmarks/train_step.py --data data/synth --cases "" --loader-workers 1,2
 
 The fp32 step with contiguous (NCHW) tensors is the official code's step: the same model, the
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -96,19 +97,25 @@ def time_data_loading(data: Path, model_name: str, batch: int, size: int, worker
             "images_per_s": round(batches * batch / seconds, 1)}
 
 
-def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: float, work: Path) -> Dict:
-    """Two real runs of ``steps`` steps (augmentation on, one loader worker), fp32 and bf16 +
-    channels-last, same seed; returns their per-step total losses."""
+def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: float, work: Path,
+                noise_seeds: Sequence[int] = ()) -> Dict:
+    """Real runs of ``steps`` steps (augmentation on, one loader worker): fp32 and bf16 +
+    channels-last with seed 0, and fp32 again with each of ``noise_seeds`` (other weights
+    initialisation, augmentation and data order) to measure how far fp32 runs differ among
+    themselves. Returns their per-step total losses, keyed by label."""
     from edgedet.data.coco import CocoDetection
     from edgedet.train import TrainConfig, train
 
     per_epoch = min(100, steps, len(CocoDetection.from_dir(data, "train")) // batch)
+    runs = [(label, precision, channels_last, 0) for label, precision, channels_last in (SETTINGS[0], SETTINGS[2])]
+    runs += [(f"fp32 seed {seed}", "fp32", False, seed) for seed in noise_seeds]
     curves = {}
-    for label, precision, channels_last in (SETTINGS[0], SETTINGS[2]):
-        cfg = TrainConfig(data=str(data), model="yolox-nano", out=str(work / label), epochs=-(-steps // per_epoch),
-                          batch=batch, input_size=(size, size), workers=1, eval_interval=10_000, eval_limit=2,
-                          no_aug_epochs=0, warmup_epochs=1, basic_lr_per_img=lr_per_image, precision=precision,
-                          channels_last=channels_last, iters_per_epoch=per_epoch, threads=None)
+    for label, precision, channels_last, seed in runs:
+        cfg = TrainConfig(data=str(data), model="yolox-nano", out=str(work / label.replace(" ", "-")),
+                          epochs=-(-steps // per_epoch), batch=batch, input_size=(size, size), workers=1,
+                          eval_interval=10_000, eval_limit=2, no_aug_epochs=0, warmup_epochs=1,
+                          basic_lr_per_img=lr_per_image, precision=precision, channels_last=channels_last,
+                          iters_per_epoch=per_epoch, threads=None, seed=seed)
         losses: List[float] = []
         start = time.perf_counter()
         train(cfg, progress=lambda r: losses.append(r["loss"]) if "loss" in r else None)
@@ -119,13 +126,19 @@ def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: flo
 
 
 def summarise_curves(curves: Dict, window: int = 100) -> Dict:
+    """Mean total loss over the last ``window`` steps of each run; the bf16 run's difference to
+    the fp32 run of the same seed, set against the spread of the fp32 runs' means over seeds."""
     window = min(window, len(curves["fp32"]["loss"]))
-    fp32 = curves["fp32"]["loss"][-window:]
-    fast = curves["bf16+channels-last"]["loss"][-window:]
-    return {"window": f"last {window} steps", "fp32_mean": round(statistics.fmean(fp32), 4),
-            "bf16_cl_mean": round(statistics.fmean(fast), 4),
-            "mean_difference": round(statistics.fmean(fast) - statistics.fmean(fp32), 4),
-            "fp32_step_std": round(statistics.stdev(fp32), 4)}
+    means = {label: statistics.fmean(curve["loss"][-window:]) for label, curve in curves.items()}
+    summary = {"window": f"last {window} steps", "means": {k: round(v, 4) for k, v in means.items()},
+               "bf16_minus_fp32": round(means["bf16+channels-last"] - means["fp32"], 4),
+               "fp32_step_std": round(statistics.stdev(curves["fp32"]["loss"][-window:]), 4)}
+    fp32_means = [v for k, v in means.items() if k == "fp32" or k.startswith("fp32 seed")]
+    if len(fp32_means) > 1:
+        summary["fp32_seed_std"] = round(statistics.stdev(fp32_means), 4)
+        summary["fp32_seed_range"] = [round(min(fp32_means), 4), round(max(fp32_means), 4)]
+        summary["bf16_within_fp32_range"] = min(fp32_means) <= means["bf16+channels-last"] <= max(fp32_means)
+    return summary
 
 
 def plot_curves(curves: Dict, png: Path, smooth: int = 20) -> None:
@@ -137,8 +150,12 @@ def plot_curves(curves: Dict, png: Path, smooth: int = 20) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, curve in curves.items():
         loss = curve["loss"]
-        ax.plot(range(1, len(loss) + 1), loss, alpha=0.25, linewidth=0.8)
         averaged = [statistics.fmean(loss[max(0, i - smooth + 1): i + 1]) for i in range(len(loss))]
+        if label.startswith("fp32 seed"):  # the other fp32 seeds: the spread to compare against
+            ax.plot(range(1, len(loss) + 1), averaged, color="grey", linewidth=0.8, alpha=0.8,
+                    label=f"{label} ({smooth}-step mean)")
+            continue
+        ax.plot(range(1, len(loss) + 1), loss, alpha=0.25, linewidth=0.8)
         ax.plot(range(1, len(loss) + 1), averaged, label=f"{label} ({smooth}-step mean)",
                 color=ax.lines[-1].get_color())
     ax.set_xlabel("step")
@@ -163,6 +180,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--curve-steps", type=int, default=0, help="also run two real runs this long (0: skip)")
+    parser.add_argument("--noise-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
+                        help="with --curve-steps: more fp32 runs with these seeds, e.g. 1,2, for the fp32 spread")
     parser.add_argument("--curve-batch", type=int, default=16)
     parser.add_argument("--curve-size", type=int, default=320)
     parser.add_argument("--lr-per-image", type=float, default=0.000625)
@@ -194,7 +213,8 @@ def main() -> None:
             report.setdefault("data_loading", []).append(result)
             print(json.dumps(result), flush=True)
         if args.curve_steps:
-            curves = loss_curves(data, args.curve_steps, args.curve_batch, args.curve_size, args.lr_per_image, work)
+            curves = loss_curves(data, args.curve_steps, args.curve_batch, args.curve_size, args.lr_per_image, work,
+                                 args.noise_seeds)
             report["curves"] = summarise_curves(curves)
             report["curve_seconds"] = {label: c["seconds"] for label, c in curves.items()}
             plot_curves(curves, args.png)
