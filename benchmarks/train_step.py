@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 # (label, precision, channels_last)
 SETTINGS = (("fp32", "fp32", False), ("bf16", "bf16", False), ("bf16+channels-last", "bf16", True))
+# Label of the extra fp32 loss-curve runs with other seeds (``--noise-seeds``): "fp32 seed 1", ...
+NOISE_RUN = "fp32 seed "
 
 
 def augmented_dataset(data: Path, model_name: str, size: int):
@@ -108,7 +110,7 @@ def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: flo
 
     per_epoch = min(100, steps, len(CocoDetection.from_dir(data, "train")) // batch)
     runs = [(label, precision, channels_last, 0) for label, precision, channels_last in (SETTINGS[0], SETTINGS[2])]
-    runs += [(f"fp32 seed {seed}", "fp32", False, seed) for seed in noise_seeds]
+    runs += [(f"{NOISE_RUN}{seed}", "fp32", False, seed) for seed in noise_seeds]
     curves = {}
     for label, precision, channels_last, seed in runs:
         cfg = TrainConfig(data=str(data), model="yolox-nano", out=str(work / label.replace(" ", "-")),
@@ -133,7 +135,7 @@ def summarise_curves(curves: Dict, window: int = 100) -> Dict:
     summary = {"window": f"last {window} steps", "means": {k: round(v, 4) for k, v in means.items()},
                "bf16_minus_fp32": round(means["bf16+channels-last"] - means["fp32"], 4),
                "fp32_step_std": round(statistics.stdev(curves["fp32"]["loss"][-window:]), 4)}
-    fp32_means = [v for k, v in means.items() if k == "fp32" or k.startswith("fp32 seed")]
+    fp32_means = [v for k, v in means.items() if k == "fp32" or k.startswith(NOISE_RUN)]
     if len(fp32_means) > 1:
         summary["fp32_seed_std"] = round(statistics.stdev(fp32_means), 4)
         summary["fp32_seed_range"] = [round(min(fp32_means), 4), round(max(fp32_means), 4)]
@@ -151,7 +153,7 @@ def plot_curves(curves: Dict, png: Path, smooth: int = 20) -> None:
     for label, curve in curves.items():
         loss = curve["loss"]
         averaged = [statistics.fmean(loss[max(0, i - smooth + 1): i + 1]) for i in range(len(loss))]
-        if label.startswith("fp32 seed"):  # the other fp32 seeds: the spread to compare against
+        if label.startswith(NOISE_RUN):  # the other fp32 seeds: the spread to compare against
             ax.plot(range(1, len(loss) + 1), averaged, color="grey", linewidth=0.8, alpha=0.8,
                     label=f"{label} ({smooth}-step mean)")
             continue
@@ -179,7 +181,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per setting")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--curve-steps", type=int, default=0, help="also run two real runs this long (0: skip)")
+    parser.add_argument("--curve-steps", type=int, default=0, help="also run real runs this long, fp32 and bf16 + channels-last (0: skip)")
     parser.add_argument("--noise-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
                         help="with --curve-steps: more fp32 runs with these seeds, e.g. 1,2, for the fp32 spread")
     parser.add_argument("--curve-batch", type=int, default=16)
