@@ -191,7 +191,7 @@ def accuracy_aware_quantize(
                                        batch=meta.batch or 1, cache_dir=quant_kwargs.get("cache_dir"),
                                        input_name=fp32_model.graph.input[0].name)
             prepared = workdir / "prepared.onnx"
-            method = quant_kwargs.get("method", "minmax")
+            method = quant_kwargs.get("method", "average")
             percentile = quant_kwargs.get("percentile", 99.99)
             ranges = prepare_and_calibrate(model_path, None, method, percentile, quant_kwargs.get("op_types"),
                                            workdir)[1]

@@ -16,6 +16,7 @@ Activation types per target, chosen by measurement:
 
 from __future__ import annotations
 
+import io
 import logging
 import statistics
 import tempfile
@@ -39,7 +40,9 @@ __all__ = ["QuantizeError", "QuantizeResult", "METHODS", "TARGETS", "quantize_mo
 
 log = logging.getLogger(__name__)
 
-METHODS = ("minmax", "entropy", "percentile")
+# average: the mean over calibration images of each image's min and max (ranges that one extreme
+# image cannot stretch); minmax: the extremes over all images.
+METHODS = ("average", "minmax", "entropy", "percentile")
 TARGETS = ("cpu", "tensorrt")
 
 
@@ -58,13 +61,14 @@ class QuantizeResult:
     int8_mb: float
     qdq_nodes: int
     calibration_cached: bool
+    channel_scaled: int = 0  # depthwise sites given per-channel activation scales (channel_scales.py)
     latency_ms: Dict[str, float] = field(default_factory=dict)  # fp32 / int8 (/ fp16) medians
     fp16: Optional[Dict] = None  # with also_fp16: path, size_mb, parity_rel, kept_float
 
     def report(self) -> Dict:
         return {"output": str(self.path), "method": self.method, "target": self.target, "num_images": self.num_images,
                 "excluded_nodes": self.excluded, "size_mb": {"fp32": round(self.fp32_mb, 3), "int8": round(self.int8_mb, 3)},
-                "qdq_nodes": self.qdq_nodes, "latency_ms": self.latency_ms,
+                "qdq_nodes": self.qdq_nodes, "channel_scaled_sites": self.channel_scaled, "latency_ms": self.latency_ms,
                 "latency_ratio": (round(self.latency_ms["int8"] / self.latency_ms["fp32"], 3)
                                   if self.latency_ms else None),
                 **({"fp16": self.fp16} if self.fp16 else {})}
@@ -170,10 +174,9 @@ ENTROPY_NUM_QUANTIZED_BINS = 128
 
 # ORT's histogram calibrators (Entropy, Percentile) keep every intermediate output of every image
 # before building histograms: 200 images of yolox-nano at 416 took more than 24 GB and were killed.
-# Histograms and min/max ranges merge, so the images are fed in chunks of this many batches. MinMax
-# is chunked the same way rather than through CalibMaxIntermediateOutputs: in ONNX Runtime 1.32
-# that option discards the outputs collected before each chunk boundary without computing their
-# ranges (onnxruntime PR #20226, not merged), so only the last partial chunk set the ranges.
+# Histograms merge, so the images are fed in chunks of this many batches. (MinMax and average ranges
+# come from ``extreme_ranges``, which keeps only per-batch extremes: ORT's MinMax calibrator in 1.32
+# drops the outputs collected before each chunk boundary when CalibMaxIntermediateOutputs is set.)
 CALIBRATION_CHUNK = 16
 
 
@@ -193,19 +196,77 @@ class _Chunk:
 def _calibration_method(method: str):
     from onnxruntime.quantization import CalibrationMethod
 
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}[method]
+    return {"average": CalibrationMethod.MinMax, "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
+
+
+def _float_tensors(model: onnx.ModelProto) -> List[onnx.ValueInfoProto]:
+    """The model's input and every float node output with a known type (after shape inference)."""
+    infos = {v.name: v for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]}
+    names = [model.graph.input[0].name] + [o for n in model.graph.node for o in n.output]
+    return [infos[n] for n in dict.fromkeys(names)
+            if n in infos and infos[n].type.tensor_type.elem_type == onnx.TensorProto.FLOAT]
+
+
+def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = ()) -> Dict[str, Dict[str, np.ndarray]]:
+    """Per-batch minima and maxima of every float tensor of ``prepared`` over ``calib``, reduced to
+    ``{"minmax": {tensor: (low, high)}, "average": {...}, "channels": {tensor: (low[C], high[C])}}``:
+    the extremes over all batches, their means over batches, and for ``channel_tensors`` the
+    per-channel (axis 1) means. One pass, one batch in memory at a time."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(prepared))
+    infos = _float_tensors(model)
+    present = {o.name for o in model.graph.output}
+    model.graph.output.extend(v for v in infos if v.name not in present)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [v.name for v in infos]
+    input_name = model.graph.input[0].name
+    lows: Dict[str, List[float]] = {n: [] for n in names}
+    highs: Dict[str, List[float]] = {n: [] for n in names}
+    channel_lows: Dict[str, List[np.ndarray]] = {n: [] for n in channel_tensors}
+    channel_highs: Dict[str, List[np.ndarray]] = {n: [] for n in channel_tensors}
+    wanted = [n for n in names if n != input_name]
+    for feed in calib:
+        values = dict(zip(wanted, session.run(wanted, feed)))
+        values[input_name] = feed[input_name]
+        for name in names:
+            x = values[name]
+            lows[name].append(float(x.min()))
+            highs[name].append(float(x.max()))
+            if name in channel_lows:
+                axes = tuple(i for i in range(x.ndim) if i != 1)
+                channel_lows[name].append(x.min(axis=axes))
+                channel_highs[name].append(x.max(axis=axes))
+    if not names or not lows[names[0]]:
+        raise QuantizeError("no calibration batches")
+    return {"minmax": {n: (min(lows[n]), max(highs[n])) for n in names},
+            "average": {n: (float(np.mean(lows[n])), float(np.mean(highs[n]))) for n in names},
+            "channels": {n: (np.mean(channel_lows[n], 0), np.mean(channel_highs[n], 0)) for n in channel_tensors}}
+
+
+def _write_ranges(ranges: Dict[str, Tuple[float, float]], path: Path) -> Path:
+    """Ranges as ORT's calibration cache JSON (``quantize_static``'s ``calibration_cache_path``)."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+
+    data = {name: TensorData(lowest=np.array(low, np.float32), highest=np.array(high, np.float32))
+            for name, (low, high) in ranges.items()}
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), path)
+    return path
 
 
 def calibration_ranges(prepared: Path, calib, op_types: Optional[Sequence[str]], scratch: Path, method: str,
                        percentile: float) -> Path:
-    """Activation ranges of ``prepared`` by ``method`` (MinMax, Entropy/KL or Percentile),
-    collected chunk by chunk with ORT's calibrator, written as ORT's calibration cache JSON
-    (``quantize_static``'s ``calibration_cache_path``)."""
+    """Activation ranges of ``prepared`` for ``entropy`` (KL) or ``percentile``, collected chunk by
+    chunk with ORT's calibrator, written as ORT's calibration cache JSON."""
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     options = ({"num_bins": ENTROPY_NUM_BINS, "num_quantized_bins": ENTROPY_NUM_QUANTIZED_BINS} if method == "entropy"
-               else {"percentile": percentile} if method == "percentile" else {})
+               else {"percentile": percentile})
     calibrator = create_calibrator(
         prepared, list(op_types) if op_types else None, augmented_model_path=str(scratch / "augmented.onnx"),
         calibrate_method=_calibration_method(method), providers=["CPUExecutionProvider"], extra_options=options,
@@ -241,13 +302,16 @@ def quantize_qdq(prepared: Path, output: Path, ranges: Path, method: str, *, per
 
 
 def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: float,
-                          op_types: Optional[Sequence[str]], workdir: Path) -> Tuple[Path, Path]:
-    """``(prepared model, ranges)`` in ``workdir``: ``quant_pre_process`` output with every node
-    named (the names exclusions refer to) and its calibration ranges; both reused when
+                          op_types: Optional[Sequence[str]], workdir: Path) -> Tuple[Path, Path, Path]:
+    """``(prepared model, ranges, channel ranges)`` in ``workdir``: ``quant_pre_process`` output with
+    every node named (the names exclusions refer to), its calibration ranges (ORT cache JSON) and the
+    per-channel ranges of its depthwise sites (``.npz``, see ``channel_scales``); all reused when
     ``workdir`` already holds them for this method."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from exporters.graph import ensure_node_names
+
+    from .channel_scales import depthwise_sites
 
     prepared = workdir / "prepared.onnx"
     if not prepared.is_file():
@@ -256,14 +320,33 @@ def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: floa
         ensure_node_names(pre)
         onnx.save(pre, str(prepared))
     ranges = workdir / f"{method}_{percentile if method == 'percentile' else ''}ranges.json"
+    channels = workdir / "channel_ranges.npz"
+    if not channels.is_file() or (method in ("average", "minmax") and not ranges.is_file()):
+        log.info("calibrating (%s) on %d images ...", "average" if method not in ("average", "minmax") else method,
+                 len(calib))
+        sites = depthwise_sites(onnx.load(str(prepared)))
+        extremes = extreme_ranges(prepared, calib, [t for s in sites for t in (s.pre, s.post)])
+        for name in ("average", "minmax"):
+            _write_ranges(extremes[name], workdir / f"{name}_ranges.json")
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"{k}|{side}": v for k, pair in extremes["channels"].items()
+                            for side, v in zip(("low", "high"), pair)})
+        atomic_write_bytes(channels, buffer.getvalue())
     if not ranges.is_file():
         log.info("calibrating (%s) on %d images ...", method, len(calib))
         try:
             calibration_ranges(prepared, calib, op_types, workdir, method, percentile).replace(ranges)
         except ValueError as e:  # e.g. numpy's histogram on a constant tensor (entropy/percentile)
             raise QuantizeError(f"{model_path}: ONNX Runtime's {method} calibration failed ({e}); "
-                                f"try --method minmax") from e
-    return prepared, ranges
+                                f"try --method average") from e
+    return prepared, ranges, channels
+
+
+def load_channel_ranges(path: Path) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """The per-channel ranges ``prepare_and_calibrate`` saved: ``{tensor: (low[C], high[C])}``."""
+    with np.load(path, allow_pickle=False) as data:
+        keys = {k.rsplit("|", 1)[0] for k in data.files}
+        return {k: (data[f"{k}|low"], data[f"{k}|high"]) for k in keys}
 
 
 def quantize_model(
@@ -273,9 +356,10 @@ def quantize_model(
     *,
     num_images: int = 200,
     seed: int = 0,
-    method: str = "minmax",
+    method: str = "average",
     percentile: float = 99.99,
     per_channel: bool = True,
+    channel_scales: bool = True,
     target: str = "cpu",
     exclude: Union[str, Sequence[str]] = "auto",
     cache_dir: Optional[Path] = None,
@@ -289,7 +373,8 @@ def quantize_model(
     """Quantize an edgedet fp32 ``.onnx`` to INT8 (QDQ) calibrated on ``calib_source``.
 
     ``exclude``: ``"auto"`` (the head's tail, see ``auto_exclusions``), ``"none"``, or node
-    names. ``op_types`` limits quantization to these operator types (default: all that ONNX
+    names. ``channel_scales`` gives the inputs of depthwise convs per-channel activation scales
+    that ONNX Runtime's int8 conv still runs (``channel_scales.py``; needs ``per_channel``). ``op_types`` limits quantization to these operator types (default: all that ONNX
     Runtime can quantize). ``input_size`` makes a model without edgedet metadata usable (see
     ``plain_model_metadata``). ``also_fp16`` writes export's fp16 conversion of the model beside
     the int8 one (``MODEL-fp16.onnx``), parity-checked against fp32 and timed with the others.
@@ -318,16 +403,23 @@ def quantize_model(
                            cache_dir=cache_dir, split=calib_split, input_name=model.graph.input[0].name)
 
     with tempfile.TemporaryDirectory(prefix="edgedet-quant-") as scratch:
-        prepared, ranges = prepare_and_calibrate(model_path, calib, method, percentile, op_types,
-                                                 Path(workdir) if workdir else Path(scratch))
-        excluded = resolve_exclusions(onnx.load(str(prepared)), exclude)
+        prepared, ranges, channel_ranges = prepare_and_calibrate(model_path, calib, method, percentile, op_types,
+                                                                 Path(workdir) if workdir else Path(scratch))
+        prepared_model = onnx.load(str(prepared))
+        excluded = resolve_exclusions(prepared_model, exclude)
         quantized = Path(scratch) / "int8.onnx"
         quantize_qdq(prepared, quantized, ranges, method, per_channel=per_channel, target=target, op_types=op_types,
                      nodes_to_exclude=excluded)
         q_model = onnx.load(str(quantized))
+        scaled = 0
+        if channel_scales and per_channel:
+            from .channel_scales import apply_channel_scales, depthwise_sites
+
+            scaled = apply_channel_scales(q_model, depthwise_sites(prepared_model), load_channel_ranges(channel_ranges))
     calibration = {"method": method, "percentile": percentile if method == "percentile" else None,
                    "num_images": len(calib), "images_sha256": calib.images_sha256, "seed": seed,
                    "source": Path(calib_source).name, "per_channel": per_channel, "target": target,
+                   "channel_scaled_sites": scaled,
                    "activation_type": "int8" if target == "tensorrt" else "uint8", "weight_type": "int8",
                    "excluded_nodes": excluded}
     int8_meta = meta.with_changes(precision="int8", calibration=calibration)
@@ -344,7 +436,7 @@ def quantize_model(
         atomic_write_bytes(Path(fp16["path"]), fp16_data)
     atomic_write_bytes(output, data)
     return QuantizeResult(output, method, target, excluded, len(calib), model_path.stat().st_size / 1e6,
-                          len(data) / 1e6, _count_qdq(q_model), calib.cache_hit, latency, fp16)
+                          len(data) / 1e6, _count_qdq(q_model), calib.cache_hit, scaled, latency, fp16)
 
 
 def _fp16_beside(model: onnx.ModelProto, meta: ModelMetadata, calib: CalibrationSet, path: Path) -> Tuple[Dict, bytes]:

@@ -38,7 +38,7 @@ def test_output_is_qdq_and_runs(quantized, sample_images):
     assert any(w.data_type == onnx.TensorProto.INT8 for w in weights.values())  # int8 weights
     meta = read_metadata(model, out)
     assert meta.precision == "int8"
-    assert meta.calibration["method"] == "minmax" and meta.calibration["num_images"] == 8
+    assert meta.calibration["method"] == "average" and meta.calibration["num_images"] == 8
     assert meta.calibration["activation_type"] == "uint8" and meta.calibration["excluded_nodes"] == result.excluded
     det = Detector(out, threads=1)(sample_images[0])
     assert det.image_shape == sample_images[0].shape[:2]
@@ -215,14 +215,81 @@ def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monke
     assert 1 < high < 150 and -150 < low < -1  # MinMax would give 200 (measured: entropy 97.7, percentile 99: 2.5)
 
 
-def test_minmax_ranges_cover_every_chunk(tmp_path, monkeypatch):
-    # The outlier is in the first of four chunks: ORT's own CalibMaxIntermediateOutputs would drop it.
-    import calibration.quantize as quantize
+def test_extreme_ranges_minmax_and_average(tmp_path):
+    # One image holds an outlier of 200: minmax keeps it, average is the mean of the per-image extremes.
+    from calibration.quantize import extreme_ranges
 
-    monkeypatch.setattr(quantize, "CALIBRATION_CHUNK", 1)
     model_path, reader = _conv_and_reader(tmp_path, outlier_images=1)
-    low, high = _input_range(tmp_path, reader, model_path, "minmax")
-    assert high == 200.0 and low < -1
+    feeds = list(iter(reader.get_next, None))
+    ranges = extreme_ranges(model_path, feeds, channel_tensors=["x"])
+    maxima = [float(f["x"].max()) for f in feeds]
+    assert ranges["minmax"]["x"][1] == 200.0
+    assert ranges["average"]["x"][1] == pytest.approx(np.mean(maxima))
+    low, high = ranges["channels"]["x"]
+    assert low.shape == (3,) and high[0] == pytest.approx(np.mean([f["x"][0, 0].max() for f in feeds]))
+    assert "y" in ranges["average"]  # every float tensor, not only the inputs
+
+
+def _conv_silu_depthwise(tmp_path):
+    """x [1,4,12,12] -> 1x1 Conv -> SiLU -> 3x3 depthwise Conv -> y, where channel 1 is 100x smaller
+    than the others before the SiLU and its depthwise gain is 80 (as BatchNorm folding makes them)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    channel_gain = np.array([1.0, 0.01, 1.0, 0.5], np.float32)
+    w1 = (np.eye(4, dtype=np.float32) * 3 * channel_gain[:, None]).reshape(4, 4, 1, 1)
+    w2 = rng.normal(size=(4, 1, 3, 3)).astype(np.float32) * np.array([1, 80, 1, 2], np.float32).reshape(4, 1, 1, 1)
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(np.zeros(4, np.float32), "b1"),
+             numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.full(4, 0.1, np.float32), "b2")]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["pre"], name="conv1"),
+             helper.make_node("Sigmoid", ["pre"], ["sig"], name="sigmoid"),
+             helper.make_node("Mul", ["pre", "sig"], ["post"], name="silu"),
+             helper.make_node("Conv", ["post", "w2", "b2"], ["y"], name="dw", group=4, pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 12, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 12])], inits)
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    path = tmp_path / "dw.onnx"
+    onnx.save(model, str(path))
+    feeds = [{"x": rng.normal(size=(1, 4, 12, 12)).astype(np.float32) * 2} for _ in range(6)]
+    return path, feeds
+
+
+def test_channel_scales_keep_small_depthwise_channels_on_the_int8_conv(tmp_path):
+    from calibration.channel_scales import apply_channel_scales, depthwise_sites
+    from calibration.quantize import _write_ranges, extreme_ranges, quantize_qdq
+
+    path, feeds = _conv_silu_depthwise(tmp_path)
+    model = onnx.load(str(path))
+    sites = depthwise_sites(model)
+    assert [(s.producer, s.sigmoid, s.mul, s.depthwise) for s in sites] == [("conv1", "sigmoid", "silu", ("dw",))]
+    ranges = extreme_ranges(path, feeds, channel_tensors=["pre", "post"])
+    quantize_qdq(path, tmp_path / "q.onnx", _write_ranges(ranges["average"], tmp_path / "r.json"), "average")
+
+    def channel1_error(m: onnx.ModelProto) -> float:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        q = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        f = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        errors = [np.abs(q.run(None, x)[0] - f.run(None, x)[0])[0, 1].mean() / np.abs(f.run(None, x)[0][0, 1]).mean()
+                  for x in feeds]
+        return float(np.mean(errors))
+
+    plain = onnx.load(str(tmp_path / "q.onnx"))
+    scaled = onnx.load(str(tmp_path / "q.onnx"))
+    assert apply_channel_scales(scaled, sites, ranges["channels"]) == 1
+    onnx.checker.check_model(scaled)
+    # One scale per tensor leaves channel 1 a level or two (measured: 68% error); per channel, 5%
+    # (what is left comes from the zero point all channels share).
+    plain_error, scaled_error = channel1_error(plain), channel1_error(scaled)
+    assert plain_error > 0.3 and scaled_error < plain_error / 5
+    # The depthwise conv still reads a per-tensor quantized input (scale 1), which is what lets ONNX
+    # Runtime fuse it into QLinearConv; the channel scales moved into its weight scales.
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in scaled.graph.initializer}
+    producer = {o: n for n in scaled.graph.node for o in n.output}
+    dw = next(n for n in scaled.graph.node if n.name == "dw")
+    x_dq = producer[dw.input[0]]
+    assert x_dq.op_type == "DequantizeLinear" and init[x_dq.input[1]].shape == () and init[x_dq.input[1]] == 1.0
+    assert init[producer[dw.input[1]].input[1]].shape == (4,)
 
 
 def test_model_without_edgedet_metadata_is_quantized_with_input_size(exported, calib_data, tmp_path):
