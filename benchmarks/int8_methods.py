@@ -23,9 +23,33 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def ap_scorer(dataset, limit: Optional[int] = None) -> Callable[[Path], dict]:
+    """``ap(model_path) -> {"AP", "AP50"}`` on ``dataset`` with the official eval settings, 1 thread."""
+    from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
+    from edgedet.runtime import Detector
+
+    def ap(path: Path) -> dict:
+        detector = Detector(path, providers="cpu", conf=EVAL_CONF, iou=EVAL_IOU, threads=1)
+        metrics = evaluate_detector(detector, dataset, limit=limit)
+        return {"AP": round(metrics.AP, 4), "AP50": round(metrics.AP50, 4)}
+
+    return ap
+
+
+def demo_fp32(folder: Path) -> Path:
+    """The demo checkpoint exported (fp32, at its input size) into ``folder``."""
+    from edgedet import demo_checkpoint
+    from exporters import export_model
+
+    path = folder / "demo-nano.onnx"
+    export_model("yolox-nano", path, ckpt=demo_checkpoint(), echo=lambda _m: None)
+    return path
 
 
 def main() -> None:
@@ -49,27 +73,15 @@ def main() -> None:
         parser.error("--max-ap-drop and --select go together")
 
     from calibration.quantize import compare_latency, quantize_model
-    from edgedet import demo_checkpoint
     from edgedet.data.coco import CocoDetection
-    from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
-    from edgedet.runtime import Detector
     from edgedet.tables import format_table
 
     dataset = CocoDetection.from_dir(args.data, "val")
-
-    def ap(path: Path) -> dict:
-        metrics = evaluate_detector(Detector(path, providers="cpu", conf=EVAL_CONF, iou=EVAL_IOU), dataset,
-                                    limit=args.eval_limit)
-        return {"AP": round(metrics.AP, 4), "AP50": round(metrics.AP50, 4)}
+    ap = ap_scorer(dataset, args.eval_limit)
 
     with tempfile.TemporaryDirectory(prefix="edgedet-int8-methods-") as work:
         work = Path(work)
-        fp32 = args.model
-        if fp32 is None:
-            from exporters import export_model
-
-            fp32 = work / "demo-nano.onnx"
-            export_model("yolox-nano", fp32, ckpt=demo_checkpoint(), echo=lambda _m: None)
+        fp32 = args.model or demo_fp32(work)
         report = {"model": str(args.model or "demo checkpoint"), "calib": args.calib, "num_images": args.num_images,
                   "seed": args.seed, "eval": args.data, "eval_images": args.eval_limit or len(dataset),
                   "fp32": ap(fp32), "methods": {}}

@@ -70,26 +70,17 @@ def main() -> None:
 
     from calibration import CalibrationSet
     from calibration.quantize import compare_latency, quantize_model, read_metadata
-    from edgedet import demo_checkpoint
     from edgedet.data.coco import CocoDetection
-    from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
-    from edgedet.runtime import Detector
     from edgedet.tables import format_table
     from exporters import export_model
+    from int8_methods import ap_scorer, demo_fp32
 
     dataset = CocoDetection.from_dir(args.data, "val")
-
-    def ap(path: Path) -> dict:
-        metrics = evaluate_detector(Detector(path, providers="cpu", conf=EVAL_CONF, iou=EVAL_IOU, threads=1), dataset,
-                                    limit=args.eval_limit)
-        return {"AP": round(metrics.AP, 4), "AP50": round(metrics.AP50, 4)}
+    ap = ap_scorer(dataset, args.eval_limit)
 
     with tempfile.TemporaryDirectory(prefix="edgedet-int8-peers-") as work:
         work = Path(work)
-        fp32 = args.model
-        if fp32 is None:
-            fp32 = work / "demo-nano.onnx"
-            export_model("yolox-nano", fp32, ckpt=demo_checkpoint(), echo=lambda _m: None)
+        fp32 = args.model or demo_fp32(work)
         report = {"model": str(args.model or "demo checkpoint"), "calib": args.calib, "num_images": args.num_images,
                   "seed": args.seed, "eval": args.data, "eval_images": args.eval_limit or len(dataset),
                   "fp32": ap(fp32), "rows": {}}
