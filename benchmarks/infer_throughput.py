@@ -45,7 +45,7 @@ def make_images(folder: Path, count: int, size=(480, 640)) -> None:
 
 
 def export(model: str, ckpt: str | None, out: Path, input_size=None) -> Path:
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     export_model(model, out, ckpt=ckpt, input_size=input_size, echo=lambda _m: None)
     return out

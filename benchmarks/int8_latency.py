@@ -28,9 +28,9 @@ def main() -> None:
     parser.add_argument("--op-types", default=None, help="comma-separated operator types to quantize (default: all)")
     args = parser.parse_args()
 
-    from calibration.quantize import compare_latency, quantize_model
+    from edgedet.calibration.quantize import compare_latency, quantize_model
     from edgedet.data.synth_dataset import write_synth_dataset
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     with tempfile.TemporaryDirectory(prefix="edgedet-int8-") as work:
         work = Path(work)

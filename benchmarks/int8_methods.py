@@ -45,7 +45,7 @@ def ap_scorer(dataset, limit: Optional[int] = None) -> Callable[[Path], dict]:
 def demo_fp32(folder: Path) -> Path:
     """The demo checkpoint exported (fp32, at its input size) into ``folder``."""
     from edgedet import demo_checkpoint
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     path = folder / "demo-nano.onnx"
     export_model("yolox-nano", path, ckpt=demo_checkpoint(), echo=lambda _m: None)
@@ -72,7 +72,7 @@ def main() -> None:
     if (args.max_ap_drop is None) != (args.select is None):
         parser.error("--max-ap-drop and --select go together")
 
-    from calibration.quantize import compare_latency, quantize_model
+    from edgedet.calibration.quantize import compare_latency, quantize_model
     from edgedet.data.coco import CocoDetection
     from edgedet.tables import format_table
 
@@ -106,7 +106,7 @@ def main() -> None:
                                     percentile=args.percentile, cache_dir=work / "cache", measure_latency=False)
             add_row(method, method, out, time.perf_counter() - start, calibration_images=result.num_images)
             if args.max_ap_drop is not None:
-                from calibration.accuracy import accuracy_aware_quantize
+                from edgedet.calibration.accuracy import accuracy_aware_quantize
 
                 aware = work / f"{method}-aware.onnx"
                 start = time.perf_counter()

@@ -39,9 +39,9 @@ def nncf_quantize(fp32: Path, out: Path, feeds: list, preset: str) -> None:
     import nncf
     import onnx
 
-    from calibration.quantize import read_metadata
+    from edgedet.calibration.quantize import read_metadata
     from edgedet.runtime.metadata import to_props
-    from exporters.graph import set_metadata
+    from edgedet.exporters.graph import set_metadata
 
     model = onnx.load(str(fp32))
     kwargs = {"preset": nncf.QuantizationPreset.MIXED} if preset == "mixed" else {}
@@ -68,11 +68,11 @@ def main() -> None:
 
     import onnx
 
-    from calibration import CalibrationSet
-    from calibration.quantize import compare_latency, quantize_model, read_metadata
+    from edgedet.calibration import CalibrationSet
+    from edgedet.calibration.quantize import compare_latency, quantize_model, read_metadata
     from edgedet.data.coco import CocoDetection
     from edgedet.tables import format_table
-    from exporters import export_model
+    from edgedet.exporters import export_model
     from int8_methods import ap_scorer, demo_fp32
 
     dataset = CocoDetection.from_dir(args.data, "val")

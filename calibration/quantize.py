@@ -31,7 +31,7 @@ import onnx
 from edgedet.runtime.fileio import atomic_write_bytes
 from edgedet.runtime.metadata import PREFIX, MetadataError, ModelMetadata, from_props, to_props
 
-from exporters.graph import set_metadata
+from edgedet.exporters.graph import set_metadata
 
 from .calibration_set import CalibrationSet
 
@@ -111,7 +111,7 @@ def auto_exclusions(model: onnx.ModelProto) -> List[str]:
     concat, sigmoids, decode), found structurally by ``exporters.graph.tail_nodes``.
     Quantizing that concat per tensor is what collapses YOLOX's accuracy: box coordinates
     in the hundreds and probabilities in 0..1 would share one scale."""
-    from exporters.graph import ensure_node_names, tail_nodes
+    from edgedet.exporters.graph import ensure_node_names, tail_nodes
 
     ensure_node_names(model)
     return tail_nodes(model)
@@ -120,7 +120,7 @@ def auto_exclusions(model: onnx.ModelProto) -> List[str]:
 def resolve_exclusions(model: onnx.ModelProto, exclude: Union[str, Sequence[str]]) -> List[str]:
     """Node names to keep in float: ``"auto"``, ``"none"``, or names (comma-separated or a
     list), where the word ``auto`` among them adds the automatic set. Names every node first."""
-    from exporters.graph import ensure_node_names
+    from edgedet.exporters.graph import ensure_node_names
 
     ensure_node_names(model)
     items = [e.strip() for e in (exclude.split(",") if isinstance(exclude, str) else exclude) if e.strip()]
@@ -309,7 +309,7 @@ def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: floa
     ``workdir`` already holds them for this method."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from exporters.graph import ensure_node_names
+    from edgedet.exporters.graph import ensure_node_names
 
     from .channel_scales import depthwise_sites
 
@@ -441,8 +441,8 @@ def quantize_model(
 
 def _fp16_beside(model: onnx.ModelProto, meta: ModelMetadata, calib: CalibrationSet, path: Path) -> Tuple[Dict, bytes]:
     """Export's fp16 conversion of ``model``, parity-checked against it on calibration images."""
-    from exporters.fp16 import convert_fp16
-    from exporters.parity import FP16_TOLERANCE, check_onnx_parity
+    from edgedet.exporters.fp16 import convert_fp16
+    from edgedet.exporters.parity import FP16_TOLERANCE, check_onnx_parity
 
     converted, kept_float = convert_fp16(model)
     set_metadata(converted, to_props(meta.with_changes(precision="fp16")))

@@ -6,7 +6,7 @@ OpenCV, onnxruntime) and the PyTorch models in ``edgedet.models``.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "demo_checkpoint"]
+__all__ = ["__version__", "demo_checkpoint", "example_images"]
 
 
 def demo_checkpoint() -> str:
@@ -16,4 +16,15 @@ def demo_checkpoint() -> str:
     path = Path(__file__).parent / "assets" / "demo_yolox_nano.pth"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the demo checkpoint is not in this installation")
+    return str(path)
+
+
+def example_images() -> str:
+    """Folder of the example images shipped in the package (what ``edgedet demo`` and
+    ``edgedet bench --end-to-end`` use by default)."""
+    from pathlib import Path
+
+    path = Path(__file__).parent / "assets" / "images"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: the example images are not in this installation")
     return str(path)

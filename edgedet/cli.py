@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional
 
 import click
 
-from . import __version__
+from . import __version__, example_images
 from .cli_types import IMAGE_SIZE
 from .tables import format_table
 
@@ -133,7 +133,7 @@ def export(model_name, ckpt, num_classes, class_names, input_size, opset, batch,
     """
     from pathlib import Path
 
-    from exporters import ExportError, ParityError, export_model
+    from edgedet.exporters import ExportError, ParityError, export_model
 
     kwargs = dict(
         ckpt=_resolve_ckpt(ckpt), num_classes=num_classes, input_size=input_size, opset=opset,
@@ -142,7 +142,7 @@ def export(model_name, ckpt, num_classes, class_names, input_size, opset, batch,
     )
     try:
         if class_names:
-            from exporters.export import parse_class_names
+            from edgedet.exporters.export import parse_class_names
 
             kwargs["class_names"] = parse_class_names(class_names)
         if all_sizes:
@@ -167,7 +167,7 @@ def _resolve_ckpt(ckpt):
 
 
 def _export_all(out_dir, kwargs) -> None:
-    from exporters.zoo_export import export_all_sizes
+    from edgedet.exporters.zoo_export import export_all_sizes
     from .models.zoo import ZOO
 
     if kwargs.get("ckpt"):
@@ -210,7 +210,7 @@ def build_engine_cmd(model, cache_dir, fp16, int8, batch_profile, workspace_mb, 
     Example:
       edgedet build-engine yolox-s.onnx --fp16
     """
-    from exporters.tensorrt import EngineBuildError, build_engine
+    from edgedet.exporters.tensorrt import EngineBuildError, build_engine
 
     profile = None
     if batch_profile:
@@ -332,7 +332,7 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
 @click.option("--seconds", type=click.FloatRange(min=0.1), default=None, help="Time for this long instead of --iters.")
 @click.option("--end-to-end", "e2e", is_flag=True, help="Also time decode + letterbox + run + post-process of a real image.")
 @click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Image for --end-to-end (default: one of examples/images).")
+              help="Image for --end-to-end (default: one of the shipped example images).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help="Write the results.")
 def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, json_out) -> None:
     """Time ONNX models: cold start, latency percentiles, throughput, memory.
@@ -352,7 +352,7 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
 
     picture = None
     if e2e:
-        picture = Path(image) if image else sorted((Path(__file__).resolve().parents[1] / "examples" / "images").glob("*.jpg"))[0]
+        picture = Path(image) if image else sorted(Path(example_images()).glob("*.jpg"))[0]
     try:
         results = benchmark(models, providers=provider, threads=threads, batch=batch, warmup=warmup, iters=iters,
                             seconds=seconds, end_to_end=picture)
@@ -428,8 +428,8 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     """
     from pathlib import Path
 
-    from calibration import CalibrationError, QuantizeError, quantize_model
-    from calibration.quantize import check_eval_data, evaluate_pair
+    from edgedet.calibration import CalibrationError, QuantizeError, quantize_model
+    from edgedet.calibration.quantize import check_eval_data, evaluate_pair
     from .runtime.fileio import atomic_write_json
 
     out = Path(output or str(Path(model).with_suffix("")) + "-int8.onnx")
@@ -443,7 +443,7 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
                                "--input-size is only for calibrating other ONNX models")
     try:
         if max_ap_drop is not None:
-            from calibration.accuracy import accuracy_aware_quantize
+            from edgedet.calibration.accuracy import accuracy_aware_quantize
 
             found = accuracy_aware_quantize(
                 model, calib, out, eval_data, max_ap_drop, max_steps=max_steps, eval_limit=eval_limit, echo=click.echo,
@@ -703,7 +703,7 @@ def demo(out) -> None:
     """Run the pipeline end to end on the embedded default, with no downloads.
 
     Exports the shipped yolox-nano demo checkpoint to ONNX (with its parity check), runs
-    `infer` on examples/images and evaluates the model on new synthetic images.
+    `infer` on the shipped example images and evaluates the model on new synthetic images.
 
     Example: edgedet demo
     """

@@ -2,8 +2,9 @@
 
 Export the shipped yolox-nano demo checkpoint (random weights, said loudly, where an
 installation has none) to fp32 ONNX, quantize it to INT8 on newly generated synthetic
-training images, run ``infer`` on ``examples/images``, evaluate both models on a newly
-generated synthetic validation set (another seed), benchmark both, and print one table.
+training images, run ``infer`` on the shipped example images (``edgedet.example_images()``),
+evaluate both models on a newly generated synthetic validation set (another seed), benchmark
+both, and print one table.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from typing import Callable, Optional
 
 __all__ = ["run_demo"]
 
-EXAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "examples" / "images"
 
 
 def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print, eval_images: int = 100,
              calib_images: int = 100, images: Optional[Path] = None, bench_iters: int = 30) -> dict:
     """Run the demo into ``out`` and return what it measured."""
-    from calibration import quantize_model
-    from edgedet import demo_checkpoint
+    from edgedet.calibration import quantize_model
+    from edgedet import demo_checkpoint, example_images
     from edgedet.tables import format_table
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     from .data.coco import CocoDetection
     from .data.synth_dataset import write_synth_dataset
@@ -49,7 +49,7 @@ def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print,
                                measure_latency=False)
     echo(f"      {quantized.qdq_nodes} Q/DQ nodes, {len(quantized.excluded)} tail nodes kept in float")
     echo("[3/5] infer on the example images")
-    summary = infer_images(Detector(fp32_path, threads=1), resolve_source(str(images or EXAMPLE_IMAGES)), out / "infer")
+    summary = infer_images(Detector(fp32_path, threads=1), resolve_source(str(images or example_images())), out / "infer")
     metrics = {}
     if ckpt is not None and eval_images:
         echo(f"[4/5] evaluate both on {eval_images} new synthetic validation images")

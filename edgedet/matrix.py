@@ -55,7 +55,7 @@ def _cell_path(out: Path, size: str, precision: str) -> Path:
 
 def _run_cell(cell: Cell, out: Path, ckpt: Optional[str], input_size, calib, data, provider, eval_limit, bench_iters,
               threads, echo) -> None:
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     from .runtime.bench import benchmark
 
@@ -72,7 +72,7 @@ def _run_cell(cell: Cell, out: Path, ckpt: Optional[str], input_size, calib, dat
     if cell.precision == "int8":
         if not calib:
             raise ValueError("int8 needs --calib")
-        from calibration import quantize_model
+        from edgedet.calibration import quantize_model
 
         quantize_model(fp32_path, calib, path, measure_latency=False)
     cell.model = str(path)

@@ -81,7 +81,7 @@ RUNTIME_SIZE = (128, 160)
 def exported(tmp_path_factory, reference_ckpt):
     """yolox-nano with reference weights at 128x160, exported once per format:
     decoded (batch 1), raw (dynamic batch), nms (dynamic batch)."""
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     folder = tmp_path_factory.mktemp("onnx")
     paths = {}

@@ -7,8 +7,8 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
-from calibration import CalibrationError, CalibrationSet, QuantizeError, quantize_model
-from calibration.quantize import read_metadata
+from edgedet.calibration import CalibrationError, CalibrationSet, QuantizeError, quantize_model
+from edgedet.calibration.quantize import read_metadata
 from edgedet.cli import cli
 from edgedet.data.synth_dataset import write_synth_dataset
 from edgedet.runtime import Detector
@@ -100,7 +100,7 @@ def test_eval_set_with_other_classes_is_refused_before_any_work(exported, calib_
 
 @pytest.mark.slow
 def test_cli_tensorrt_target_with_eval(calib_data, tmp_path):
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     fp32 = tmp_path / "six.onnx"
     export_model("yolox-nano", fp32, num_classes=6, input_size=(128, 160), batch=None, output_format="raw",
@@ -128,7 +128,7 @@ def test_cli_tensorrt_target_with_eval(calib_data, tmp_path):
 
 @pytest.mark.slow
 def test_accuracy_aware_loop_moves_layers_to_float_and_says_when_impossible(calib_data, tmp_path):
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     fp32 = tmp_path / "six.onnx"
     export_model("yolox-nano", fp32, num_classes=6, input_size=(128, 160), echo=lambda _m: None)
@@ -197,7 +197,7 @@ def _conv_and_reader(tmp_path, outlier_images):
 def _input_range(tmp_path, reader, model_path, method, percentile=99.0):
     from onnxruntime.quantization.calibrate import load_tensors_data
 
-    import calibration.quantize as quantize
+    import edgedet.calibration.quantize as quantize
 
     ranges = load_tensors_data(quantize.calibration_ranges(model_path, reader, ["Conv"], tmp_path, method, percentile))
     return tuple(float(np.asarray(v).reshape(-1)[0]) for v in ranges.data["x"].range_value)
@@ -207,7 +207,7 @@ def _input_range(tmp_path, reader, model_path, method, percentile=99.0):
 def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monkeypatch, method):
     # ORT's default 128/128 bins make Entropy return the MinMax range; ours must clip the outliers,
     # also when the images are collected in several chunks (here one image per chunk).
-    import calibration.quantize as quantize
+    import edgedet.calibration.quantize as quantize
 
     monkeypatch.setattr(quantize, "CALIBRATION_CHUNK", 1)
     model_path, reader = _conv_and_reader(tmp_path, outlier_images=4)
@@ -217,7 +217,7 @@ def test_histogram_ranges_clip_outliers_when_collected_in_chunks(tmp_path, monke
 
 def test_extreme_ranges_minmax_and_average(tmp_path):
     # One image holds an outlier of 200: minmax keeps it, average is the mean of the per-image extremes.
-    from calibration.quantize import extreme_ranges
+    from edgedet.calibration.quantize import extreme_ranges
 
     model_path, reader = _conv_and_reader(tmp_path, outlier_images=1)
     feeds = list(iter(reader.get_next, None))
@@ -255,8 +255,8 @@ def _conv_silu_depthwise(tmp_path):
 
 
 def test_channel_scales_keep_small_depthwise_channels_on_the_int8_conv(tmp_path):
-    from calibration.channel_scales import apply_channel_scales, depthwise_sites
-    from calibration.quantize import _write_ranges, extreme_ranges, quantize_qdq
+    from edgedet.calibration.channel_scales import apply_channel_scales, depthwise_sites
+    from edgedet.calibration.quantize import _write_ranges, extreme_ranges, quantize_qdq
 
     path, feeds = _conv_silu_depthwise(tmp_path)
     model = onnx.load(str(path))

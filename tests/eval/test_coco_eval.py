@@ -49,7 +49,7 @@ def test_eval_command_on_a_checkpoint_and_an_onnx_model(tmp_path):
     from click.testing import CliRunner
 
     from edgedet.cli import cli
-    from exporters import export_model
+    from edgedet.exporters import export_model
 
     data_dir = tmp_path / "synth"
     write_synth_dataset(data_dir, {"val": 5}, size=(128, 128), seed=2)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from edgedet.runtime.metadata import from_props
-from exporters import ExportError, ParityError, export_model
-from exporters.export import parity_images
+from edgedet.exporters import ExportError, ParityError, export_model
+from edgedet.exporters.export import parity_images
 from tests.conftest import assert_matches_golden, reference_state_dict
 
 SIZE = (128, 160)
@@ -125,7 +125,7 @@ def test_bad_requests_leave_no_file(tmp_path, ckpt_nano):
 
 
 def test_parity_failure_writes_nothing(tmp_path, monkeypatch):
-    import exporters.export as export_module
+    import edgedet.exporters.export as export_module
 
     monkeypatch.setattr(export_module, "FP32_TOLERANCE", 0.0)
     out = tmp_path / "m.onnx"

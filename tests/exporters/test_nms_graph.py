@@ -5,7 +5,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from exporters.nms import append_nms
+from edgedet.exporters.nms import append_nms
 
 
 def _reference(boxes, scores, max_det, conf, iou):

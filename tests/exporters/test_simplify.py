@@ -2,7 +2,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from exporters import simplify as S
+from edgedet.exporters import simplify as S
 
 
 def _model():
