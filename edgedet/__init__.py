@@ -6,7 +6,16 @@ OpenCV, onnxruntime) and the PyTorch models in ``edgedet.models``.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "demo_checkpoint", "example_images"]
+__all__ = ["__version__", "Detector", "Detections", "demo_checkpoint", "example_images"]
+
+
+def __getattr__(name: str):
+    # ``from edgedet import Detector`` loads the runtime (and onnxruntime) only when asked for.
+    if name in ("Detector", "Detections"):
+        from . import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'edgedet' has no attribute {name!r}")
 
 
 def demo_checkpoint() -> str:

@@ -13,10 +13,12 @@ from .letterbox import preprocess
 from .metadata import ModelMetadata, from_props
 from .postprocess import decode_raw, scale_boxes, select_detections
 from .providers import CPUOptions, CUDAOptions, SessionInfo, TensorRTOptions, create_session
+from .sources import as_image
 
 __all__ = ["Detector"]
 
 ImageBatch = Sequence[np.ndarray]
+ImageInput = Union[str, Path, np.ndarray, Any]  # Any: a PIL image
 
 
 class Detector:
@@ -193,11 +195,14 @@ class Detector:
             results.extend(self.postprocess(self.run(blob), ratios, shapes))
         return results
 
-    def __call__(self, images: Union[np.ndarray, ImageBatch]) -> Union[Detections, List[Detections]]:
-        """``detector(image)`` -> Detections; ``detector([img, ...])`` -> list of Detections."""
-        if isinstance(images, np.ndarray):
-            return self.detect_batch([images])[0]
-        return self.detect_batch(list(images))
+    def __call__(self, images: Union[ImageInput, Sequence[ImageInput]]) -> Union[Detections, List[Detections]]:
+        """``detector(image)`` -> Detections; ``detector([image, ...])`` -> list of Detections.
+
+        An image is a path (str or Path), a numpy array (BGR, gray or BGRA; uint8, uint16, or
+        float in 0..1 or 0..255) or a PIL image. A bad path is a ValueError naming the file."""
+        if isinstance(images, (np.ndarray, str, Path)) or not isinstance(images, Sequence):
+            return self.detect_batch([as_image(images)])[0]
+        return self.detect_batch([as_image(image) for image in images])
 
     def __repr__(self) -> str:
         m = self.metadata

@@ -14,15 +14,21 @@ __all__ = ["letterbox", "to_bgr", "preprocess"]
 def to_bgr(image: np.ndarray) -> np.ndarray:
     """Return a 3-channel uint8 BGR view or copy of ``image``.
 
-    Accepts HxW grayscale, HxWx1, HxWx3 (BGR) and HxWx4 (BGRA) arrays, uint8 or uint16
-    (scaled down by 257, as OpenCV's 16-bit PNGs need). Raises ValueError otherwise.
+    Accepts HxW grayscale, HxWx1, HxWx3 (BGR) and HxWx4 (BGRA) arrays: uint8; uint16 (scaled
+    down by 257, as OpenCV's 16-bit PNGs need); float, read as 0..1 when its maximum is at most
+    1 and as 0..255 otherwise (rounded, clipped). Raises ValueError otherwise.
     """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected an image as a numpy array, got {type(image).__name__}")
     if image.dtype == np.uint16:
         image = (image // 257).astype(np.uint8)
+    elif np.issubdtype(image.dtype, np.floating):
+        if image.size and not np.isfinite(image).all():
+            raise ValueError("the float image holds NaN or infinite values")
+        scale = 255.0 if image.size and float(image.max()) <= 1.0 else 1.0
+        image = np.clip(np.rint(image * scale), 0, 255).astype(np.uint8)
     elif image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 (or uint16) image, got dtype {image.dtype}")
+        raise ValueError(f"expected a uint8, uint16 or float image, got dtype {image.dtype}")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 3:

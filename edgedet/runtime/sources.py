@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Source", "resolve_source", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Source", "resolve_source", "read_image", "as_image"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
@@ -87,3 +87,19 @@ def read_image(path: Path) -> Tuple[Optional[np.ndarray], Optional[str]]:
     if image is None:
         return None, "not a decodable image (corrupt, truncated, another format, or over OpenCV's pixel limit)"
     return image, None
+
+
+def as_image(item: Union[str, Path, np.ndarray, object]) -> np.ndarray:
+    """An image array from what a caller hands ``Detector``: a path (str or Path, read and
+    decoded; an unreadable file is a ValueError naming it and why), a numpy array (returned as it
+    is: BGR, gray or BGRA; uint8, uint16 or float) or a PIL image (converted to BGR)."""
+    if isinstance(item, np.ndarray):
+        return item
+    if isinstance(item, (str, Path)):
+        image, reason = read_image(Path(item))
+        if image is None:
+            raise ValueError(f"{item}: {reason}")
+        return image
+    if hasattr(item, "convert") and hasattr(item, "mode") and hasattr(item, "size"):  # PIL, without importing it
+        return np.asarray(item.convert("RGB"))[:, :, ::-1]
+    raise TypeError(f"expected an image path, a numpy array or a PIL image, got {type(item).__name__}")

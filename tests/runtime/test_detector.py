@@ -151,3 +151,41 @@ def test_hostile_or_broken_metadata_names_the_key(tmp_path, exported, changes, m
 def test_missing_model_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such model file"):
         Detector(tmp_path / "nope.onnx")
+
+
+def test_paths_pil_and_float_images_give_the_array_result(decoded, sample_images, tmp_path):
+    import cv2
+    from PIL import Image
+
+    img = sample_images[0]
+    path = tmp_path / "a.png"  # lossless: the file decodes to the same pixels
+    cv2.imwrite(str(path), img)
+    expected = decoded(img)
+    _same(decoded(str(path)), expected)
+    _same(decoded(path), expected)
+    _same(decoded(Image.fromarray(img[:, :, ::-1])), expected)  # PIL holds RGB
+    _same(decoded(img.astype(np.float32) / 255.0), expected)  # float in 0..1
+    _same(decoded(img.astype(np.float64)), expected)  # float in 0..255
+    both = decoded([path, img])
+    assert len(both) == 2
+    _same(both[0], expected)
+    _same(both[1], expected)
+
+
+def test_bad_image_inputs_say_what_is_wrong(decoded, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"broken\.jpg: not a decodable image"):
+        decoded(str(broken))
+    with pytest.raises(ValueError, match=r"missing\.jpg: cannot read file"):
+        decoded(tmp_path / "missing.jpg")
+    with pytest.raises(ValueError, match="NaN"):
+        decoded(np.full((8, 8, 3), np.nan, np.float32))
+    with pytest.raises(TypeError, match="got int"):
+        decoded(3)
+
+
+def test_detector_is_importable_from_the_package_root():
+    import edgedet
+
+    assert edgedet.Detector is Detector and edgedet.Detections is Detections

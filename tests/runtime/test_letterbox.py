@@ -45,8 +45,9 @@ def test_preprocess_is_bgr_0_255_chw_and_rgb_reverses():
 @pytest.mark.parametrize(
     "image",
     [np.full((8, 8), 50, np.uint8), np.full((8, 8, 1), 50, np.uint8), np.full((8, 8, 4), 50, np.uint8),
-     np.full((8, 8, 3), 50 * 257, np.uint16)],
-    ids=["gray", "gray-1ch", "bgra", "uint16"],
+     np.full((8, 8, 3), 50 * 257, np.uint16), np.full((8, 8, 3), 50 / 255, np.float32),
+     np.full((8, 8, 3), 50.2, np.float64)],
+    ids=["gray", "gray-1ch", "bgra", "uint16", "float-0-1", "float-0-255"],
 )
 def test_to_bgr_conversions(image):
     out = to_bgr(image)
@@ -54,7 +55,7 @@ def test_to_bgr_conversions(image):
 
 
 def test_to_bgr_rejects_bad_input():
-    with pytest.raises(ValueError, match="expected a uint8"):
-        to_bgr(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="expected a uint8, uint16 or float image, got dtype int32"):
+        to_bgr(np.zeros((4, 4, 3), np.int32))
     with pytest.raises(ValueError, match="got shape"):
         to_bgr(np.zeros((4, 4, 2), np.uint8))
