@@ -3,6 +3,7 @@ function; heavy libraries (torch, onnx) are imported inside the commands that ne
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from typing import Any, Callable, Dict, Optional
@@ -63,28 +64,71 @@ def cli(verbose: bool) -> None:
     help="Count FLOPs at N x N instead of each model's official test size.",
 )
 def info(input_size: Optional[int]) -> None:
-    """Print the YOLOX model zoo: sizes, parameters and FLOPs.
+    """Print the YOLOX model zoo (sizes, parameters, FLOPs) and the execution providers here.
 
-    FLOPs are counted from the models themselves, in the YOLOX README's convention
-    (2 x (conv MACs + bias adds + 2 per BatchNorm element)); "conv GFLOPs" counts
-    convolutions alone.
+    FLOPs follow the YOLOX README's convention (2 x (conv MACs + bias adds + 2 per BatchNorm
+    element)); "conv GFLOPs" counts convolutions alone. With torch installed they are counted
+    from the models; without it (the runtime-only install) they come from the zoo table. Each
+    provider ONNX Runtime lists is tried on a one-node model, and one that cannot run here says why.
 
     Example: edgedet info --input-size 320
     """
-    from .models.flops import zoo_cost
-    from .models.zoo import ZOO
+    from .runtime.providers import probe_providers
+    from .zoo import ZOO
 
-    size = (input_size, input_size) if input_size else None
+    if input_size is not None and (input_size < 32 or input_size % 32):
+        raise click.BadParameter(f"{input_size} is not a positive multiple of 32", param_hint="--input-size")
+    counted = _has("torch")
     rows = []
     for name, spec in ZOO.items():
-        at = size or spec.test_size
-        cost = zoo_cost(name, at)
+        at = (input_size, input_size) if input_size else spec.test_size
+        if counted:
+            from .models.flops import zoo_cost
+
+            cost = zoo_cost(name, at)
+            params, gflops, conv_gflops = cost.params, cost.gflops, cost.conv_gflops
+        else:
+            params, (gflops, conv_gflops) = spec.params, spec.gflops_at(at)
         rows.append((
             name, f"{spec.depth:g}", f"{spec.width:g}", "yes" if spec.depthwise else "no",
-            f"{at[0]}x{at[1]}", f"{cost.params:,}", f"{cost.gflops:.2f}", f"{cost.conv_gflops:.2f}",
+            f"{at[0]}x{at[1]}", f"{params:,}", f"{gflops:.2f}", f"{conv_gflops:.2f}",
         ))
     header = ("model", "depth", "width", "depthwise", "input", "params", "GFLOPs", "conv GFLOPs")
     click.echo(format_table(header, rows))
+    click.echo("counted from the models" if counted else "from the zoo table (torch is not installed)")
+    click.echo("")
+    try:
+        probes = probe_providers()
+    except ImportError:
+        click.echo('providers: onnxruntime is not installed (pip install "edgedet[cpu]" or "edgedet[gpu]")')
+        return
+    click.echo(format_table(("provider", "runs here", "why not"),
+                            [(p.name, "yes" if p.usable else "no", p.reason or "-") for p in probes]))
+
+
+class MissingDependencyError(click.ClickException):
+    """A command that needs the toolkit, run on the runtime-only install (exit status 2)."""
+
+    exit_code = 2
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _require(command: str, *modules: str) -> None:
+    """Fail with one line before any work when ``command`` needs a module that is not installed."""
+    missing = [m for m in modules if not _has(m)]
+    if missing:
+        raise MissingDependencyError(
+            f"edgedet {command} needs {', '.join(missing)}, which this installation lacks (the runtime-only "
+            f'install); add the toolkit: pip install "edgedet[full]" (or "edgedet[toolkit,gpu]" with onnxruntime-gpu)')
+
+
+EXPORT_NEEDS = ("torch", "onnx", "onnxscript")
 
 
 def _fail(e: Exception) -> "click.ClickException":
@@ -131,6 +175,7 @@ def export(model_name, ckpt, num_classes, class_names, input_size, opset, batch,
       edgedet export --model yolox-s --ckpt yolox_s.pth --dynamic-batch --output-format nms
       edgedet export --all-sizes --input-size 320 -o zoo/
     """
+    _require("export", *EXPORT_NEEDS)
     from pathlib import Path
 
     from edgedet.exporters import ExportError, ParityError, export_model
@@ -426,6 +471,7 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
       edgedet quantize nano.onnx --calib data/synth --method entropy --eval data/synth-eval --also-fp16
       edgedet quantize yolox_s_official.onnx --calib photos/ --input-size 640
     """
+    _require("quantize", "onnx", *(("pycocotools",) if eval_data else ()))
     from pathlib import Path
 
     from edgedet.calibration import CalibrationError, QuantizeError, quantize_model
@@ -519,6 +565,7 @@ def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir,
       edgedet matrix --sizes nano,tiny,s --precisions fp32,int8 --ckpt nano=demo \\
           --calib data/synth --data data/synth-eval --budget-ms 20 --out report/
     """
+    _require("matrix", *EXPORT_NEEDS, "pycocotools", "matplotlib")
     from pathlib import Path
 
     from .matrix import run_matrix
@@ -614,6 +661,7 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
     Example:
       edgedet train --model yolox-nano --data data/synth --epochs 30 --input-size 320
     """
+    _require("train", "torch", "pycocotools")
     from .train import TrainConfig, TrainError
     from .train import train as run_training
 
@@ -685,6 +733,7 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
       edgedet eval runs/train/best.pth --data data/synth-eval
       edgedet eval nano.onnx --data data/synth-eval --json metrics.json
     """
+    _require("eval", "pycocotools", *(("torch",) if not str(model).endswith(".onnx") else ()))
     from .evaluate import EvalError, evaluate_model
 
     try:
@@ -707,6 +756,7 @@ def demo(out) -> None:
 
     Example: edgedet demo
     """
+    _require("demo", *EXPORT_NEEDS, "pycocotools")
     from pathlib import Path
 
     from .demo import run_demo

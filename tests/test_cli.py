@@ -14,9 +14,30 @@ def test_info_prints_zoo_with_measured_counts():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["model", "depth", "width", "depthwise", "input", "params", "GFLOPs", "conv", "GFLOPs"]
-    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    rows = {line.split()[0]: line.split() for line in lines[2:8]}
     assert rows["yolox-nano"][4:7] == ["416x416", "912,159", "1.08"]
     assert rows["yolox-x"][4:7] == ["640x640", "99,071,455", "281.93"]
+    assert lines[8] == "counted from the models"
+
+
+def test_zoo_table_facts_match_the_counted_models():
+    # The torch-free zoo table stores what zoo_cost counts; GFLOPs scale with H x W.
+    import pytest
+
+    from edgedet.models.flops import zoo_cost
+    from edgedet.zoo import ZOO
+
+    for name, spec in ZOO.items():
+        cost = zoo_cost(name)
+        assert (spec.params, spec.gflops, spec.conv_gflops) == (cost.params, pytest.approx(cost.gflops),
+                                                                pytest.approx(cost.conv_gflops))
+    at_320 = zoo_cost("yolox-s", (320, 256))
+    assert ZOO["yolox-s"].gflops_at((320, 256)) == (pytest.approx(at_320.gflops), pytest.approx(at_320.conv_gflops))
+
+
+def test_info_rejects_an_input_size_off_the_stride():
+    result = CliRunner().invoke(cli, ["info", "--input-size", "300"])
+    assert result.exit_code == 2 and "300 is not a positive multiple of 32" in result.output
 
 
 def test_info_input_size():

@@ -1,13 +1,13 @@
-"""The YOLOX size zoo as one table, and the one builder that reads it."""
+"""The one builder of the YOLOX size zoo (the table itself is ``edgedet.zoo``, torch-free)."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
 from torch import nn
+
+from ..zoo import ZOO, ModelSpec, get_spec, model_names
 
 from .blocks import ActLayer
 from .head import YOLOXHead
@@ -19,49 +19,6 @@ __all__ = ["ModelSpec", "ZOO", "model_names", "get_spec", "build_model"]
 # Set on every BatchNorm2d by the official exp files; not stored in checkpoints.
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.03
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Architecture of one YOLOX size."""
-
-    name: str
-    depth: float  # multiplier of CSP block counts
-    width: float  # multiplier of channel counts, truncated by int()
-    depthwise: bool = False  # DWConv for the 3x3 convs (nano)
-    test_size: Tuple[int, int] = (640, 640)  # official evaluation input (H, W)
-    act: str = "silu"
-    in_channels: Tuple[int, int, int] = (256, 512, 1024)
-    strides: Tuple[int, int, int] = (8, 16, 32)
-
-
-ZOO: Dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("yolox-nano", 0.33, 0.25, depthwise=True, test_size=(416, 416)),
-        ModelSpec("yolox-tiny", 0.33, 0.375, test_size=(416, 416)),
-        ModelSpec("yolox-s", 0.33, 0.50),
-        ModelSpec("yolox-m", 0.67, 0.75),
-        ModelSpec("yolox-l", 1.0, 1.0),
-        ModelSpec("yolox-x", 1.33, 1.25),
-    )
-}
-
-
-def model_names() -> Tuple[str, ...]:
-    return tuple(ZOO)
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The spec of a zoo model; ``yolox_s``, ``s`` and ``YOLOX-S`` are accepted for ``yolox-s``."""
-    key = name.strip().lower().replace("_", "-")
-    if not key.startswith("yolox-"):
-        key = "yolox-" + key
-    if key in ZOO:
-        return ZOO[key]
-    hint = difflib.get_close_matches(key, ZOO, n=1)
-    suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
-    raise ValueError(f"unknown model {name!r}; known models: {', '.join(ZOO)}.{suggestion}")
 
 
 def _init_batchnorm(model: nn.Module) -> None:

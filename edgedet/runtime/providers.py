@@ -12,6 +12,7 @@ import difflib
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "resolve_providers",
     "provider_options",
     "create_session",
+    "ProviderProbe",
+    "probe_providers",
 ]
 
 log = logging.getLogger(__name__)
@@ -274,3 +277,33 @@ def create_session(
         info.warnings.append(f"auto: {wanted[0]} is listed but the session runs on {info.provider}")
         _warn_once(info.warnings[-1])
     return session, info
+
+
+@dataclass
+class ProviderProbe:
+    """Whether one provider of this ONNX Runtime build can create a session here."""
+
+    name: str
+    usable: bool
+    reason: str = ""  # why not, when it cannot
+
+
+def probe_providers() -> List[ProviderProbe]:
+    """Try each provider ONNX Runtime lists on a one-node model (``assets/probe.onnx``): a
+    provider counts as usable when the session really runs on it (onnxruntime-gpu lists CUDA and
+    TensorRT even where their libraries are missing, and then falls back to CPU)."""
+    import onnxruntime as ort
+
+    probe = str(Path(__file__).resolve().parents[1] / "assets" / "probe.onnx")
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a failing provider's load errors are what the reason says
+    results = []
+    for name in ort.get_available_providers():
+        try:
+            session = ort.InferenceSession(probe, options, providers=[name])
+            got = session.get_providers()[0]
+            results.append(ProviderProbe(name, got == name, "" if got == name else f"session fell back to {got}"))
+        except Exception as e:  # noqa: BLE001 -- any failure is the answer
+            lines = str(e).strip().splitlines()
+            results.append(ProviderProbe(name, False, lines[0] if lines else type(e).__name__))
+    return results

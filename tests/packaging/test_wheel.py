@@ -24,7 +24,7 @@ def test_wheel_holds_only_edgedet_with_its_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"edgedet", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
     assert "edgedet/exporters/export.py" in names and "edgedet/calibration/quantize.py" in names
-    assert "edgedet/assets/demo_yolox_nano.pth" in names
+    assert "edgedet/assets/demo_yolox_nano.pth" in names and "edgedet/assets/probe.onnx" in names
     assert sum(n.startswith("edgedet/assets/images/") and n.endswith(".jpg") for n in names) >= 1
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,3 +74,38 @@ def test_bench_command_without_torch(exported):
     result = _run(CLI_WITHOUT_TORCH, "bench", str(exported["decoded"]), "--iters", "3", "--warmup", "0", "--end-to-end")
     assert result.returncode == 0, result.stderr
     assert "matmul peak" in result.stdout
+
+
+# The runtime-only install ([cpu] or [gpu]): no torch, onnx, onnxscript, pycocotools or matplotlib.
+BLOCK_TOOLKIT = BLOCK_TORCH.replace('name == "torch" or name.startswith("torch.")',
+                                    'name.split(".")[0] in ("torch", "onnx", "onnxscript", "pycocotools", "matplotlib")')
+
+
+def _run_runtime_only(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TOOLKIT + CLI_WITHOUT_TORCH, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, needs", [
+    (["export", "-m", "yolox-nano"], "torch, onnx, onnxscript"),
+    (["quantize", "README.md", "--calib", "."], "onnx"),
+    (["train", "--data", "."], "torch, pycocotools"),
+    (["eval", "README.md", "--data", "."], "pycocotools, torch"),
+    (["demo"], "torch, onnx, onnxscript, pycocotools"),
+    (["matrix", "--out", "report"], "torch, onnx, onnxscript, pycocotools, matplotlib"),
+], ids=["export", "quantize", "train", "eval", "demo", "matrix"])
+def test_toolkit_commands_fail_with_one_line_on_the_runtime_install(args, needs):
+    result = _run_runtime_only(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"Error: edgedet {args[0]} needs {needs}, which this installation lacks (the runtime-only "
+                     'install); add the toolkit: pip install "edgedet[full]" (or "edgedet[toolkit,gpu]" with '
+                     "onnxruntime-gpu)"]
+
+
+def test_info_without_the_toolkit_shows_the_zoo_and_the_providers():
+    result = _run_runtime_only("info")
+    assert result.returncode == 0, result.stderr
+    assert "yolox-nano   0.33   0.25        yes  416x416     912,159    1.08         1.05" in result.stdout
+    assert "from the zoo table (torch is not installed)" in result.stdout
+    assert any(line.split()[:2] == ["CPUExecutionProvider", "yes"] for line in result.stdout.splitlines())
