@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional
 import click
 
 from . import __version__, example_images
-from .cli_types import IMAGE_SIZE
+from .cli_types import IMAGE_SIZE, PROVIDER, PROVIDER_HELP
 from .tables import format_table
 
 
@@ -54,6 +54,15 @@ def cli(verbose: bool) -> None:
 
     Export YOLOX to ONNX, quantize it, and run it on ONNX Runtime's TensorRT, CUDA and
     CPU providers. Run `edgedet COMMAND --help` for each command's options.
+
+    \b
+    One convention across commands:
+      -o/--out PATH     every output (file or folder)
+      --json FILE       every machine-readable report
+      --limit N         every cap on the number of evaluated images
+      -m/--model NAME   a zoo model (yolox-nano ... yolox-x)
+      --provider NAME   auto, tensorrt, cuda, ..., cpu (env EDGEDET_PROVIDER)
+    Exit status: 0 done, 1 failed (or some inputs failed), 2 usage error or missing dependency.
     """
     _setup_logging(verbose)
 
@@ -159,7 +168,7 @@ def _fail(e: Exception) -> "click.ClickException":
 @click.option("--fp16", is_flag=True, help="float16 weights and compute; inputs and outputs stay float32.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True, help="Simplify with onnxsim (onnxslim as fallback).")
 @click.option("--all-sizes", is_flag=True, help="Export nano, tiny, s, m, l and x into the folder given by -o.")
-@click.option("-o", "--output", type=click.Path(), default=None, metavar="OUT",
+@click.option("-o", "--out", "--output", "output", type=click.Path(), default=None, metavar="OUT",
               help="Output .onnx file (default: <model>.onnx), or a folder with --all-sizes.")
 def export(model_name, ckpt, num_classes, class_names, input_size, opset, batch, dynamic_batch, output_format,
            max_det, conf, iou, fp16, simplify, all_sizes, output) -> None:
@@ -295,8 +304,8 @@ def _print_summary(summary) -> None:
 @click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True, help="Detections kept per image.")
 @click.option("--classes", default=None, metavar="LIST", help="Keep only these classes: ids or names, comma-separated.")
 @click.option("--class-agnostic", is_flag=True, help="One NMS over all classes instead of one per class.")
-@click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
-              help="auto, tensorrt, cuda, coreml, directml, openvino or cpu (env EDGEDET_PROVIDER).")
+@click.option("--provider", type=PROVIDER, default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
+              help=PROVIDER_HELP)
 @click.option("--strict", is_flag=True, help="Fail instead of falling back when the provider is not obtained.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per inference run (dynamic-batch models; a fixed batch is used as it is).")
@@ -368,8 +377,8 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
 
 @cli.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
-              help="auto, tensorrt, cuda, coreml, directml, openvino or cpu.")
+@click.option("--provider", type=PROVIDER, default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
+              help=PROVIDER_HELP)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch for dynamic models.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed runs per model.")
@@ -421,7 +430,7 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--calib", required=True, type=click.Path(exists=True), metavar="SOURCE",
               help="Image folder (recursive) or COCO-format dataset (its train split; edgedet data synth output works).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="OUT",
+@click.option("-o", "--out", "--output", "output", type=click.Path(dir_okay=False), default=None, metavar="OUT",
               help="Output file (default: MODEL with -int8 before .onnx).")
 @click.option("--num-images", type=click.IntRange(min=1), default=200, show_default=True, help="Calibration images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which images are sampled.")
@@ -441,7 +450,8 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
               help="Nodes kept in float; auto keeps the head's tail (concat, sigmoid, decode).")
 @click.option("--eval", "eval_data", type=click.Path(exists=True, file_okay=False), default=None, metavar="DATA",
               help="COCO-format dataset whose val split measures fp32 and int8 AP.")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N val images.")
+@click.option("--limit", "--eval-limit", "eval_limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --eval: evaluate on the first N val images.")
 @click.option("--max-ap-drop", type=float, default=None, metavar="X",
               help="With --eval: keep moving the most sensitive layers back to float until fp32 AP - int8 AP <= X "
                    "(AP in 0..1, e.g. 0.005).")
@@ -450,7 +460,7 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
                    "layers in float, then bisection to the fewest within budget).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Calibration tensor cache (default ~/.cache/edgedet/calibration).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--json", "--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write the report as JSON (default: OUT with .json).")
 @click.option("--also-fp16", is_flag=True,
               help="Also write MODEL-fp16.onnx (export's fp16 conversion), parity-checked, in the same report.")
@@ -545,14 +555,17 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
 @click.option("--calib", type=click.Path(exists=True), default=None, metavar="SOURCE", help="Calibration images for int8.")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="VALDATA",
               help="COCO-format dataset whose val split gives AP (cells with weights only).")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N val images.")
-@click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER")
+@click.option("--limit", "--eval-limit", "eval_limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Evaluate on the first N val images.")
+@click.option("--provider", type=PROVIDER, default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
+              help="Provider that times the cells: " + PROVIDER_HELP)
 @click.option("--budget-ms", type=float, default=None, help="Name the most accurate cell within this p50 latency.")
 @click.option("--iters", type=click.IntRange(min=1), default=30, show_default=True, help="Benchmark rounds per cell.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads when timing (default: ONNX Runtime's, one per core); "
                    "set it to what the target device will use.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="REPORT_DIR")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), metavar="REPORT_DIR",
+              help="Folder of report.md, report.json, pareto.png and the cells' models.")
 def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir, eval_limit, provider, budget_ms, iters,
            threads, out) -> None:
     """Export, quantize, verify, evaluate and time every size x precision; report the answer.
@@ -599,12 +612,14 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
+@click.option("-o", "--out", "out_option", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Output folder (or give it as the argument OUT).")
 @click.option("--train", "n_train", type=click.IntRange(min=0), default=2000, show_default=True, help="Training images.")
 @click.option("--val", "n_val", type=click.IntRange(min=0), default=300, show_default=True, help="Validation images.")
 @click.option("--size", type=IMAGE_SIZE, default="416", show_default=True, metavar="N|HxW", help="Image size.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same dataset.")
-def data_synth(out, n_train, n_val, size, seed) -> None:
+def data_synth(out, out_option, n_train, n_val, size, seed) -> None:
     """Write a synthetic COCO-format detection set (shapes on textured backgrounds).
 
     Six shape classes, 1 to 20 objects per image from 8 px to half the image, partial
@@ -619,6 +634,9 @@ def data_synth(out, n_train, n_val, size, seed) -> None:
 
     from .data.synth_dataset import write_synth_dataset
 
+    if (out is None) == (out_option is None):
+        raise click.UsageError("give the output folder once: as OUT or as -o/--out")
+    out = out or out_option
     splits = {k: v for k, v in (("train", n_train), ("val", n_val)) if v}
     with click.progressbar(length=sum(splits.values()), label="synth", file=sys.stderr) as bar:
         write_synth_dataset(Path(out), splits, size=size, seed=seed, progress=bar.update)
@@ -630,22 +648,26 @@ def data_synth(out, n_train, n_val, size, seed) -> None:
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="COCO-format dataset: DIR/annotations/{train,val}.json, DIR/images/{train,val}/.")
 @click.option("--ckpt", default=None, metavar="PATH", help="Initial weights (e.g. official COCO weights to fine-tune).")
-@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True, help="Training epochs.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Images per step (split between --devices processes).")
 @click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW", help="Default: the model's test size.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data-loading processes.")
-@click.option("--out", default="runs/train", show_default=True, metavar="DIR", help="last.pth, best.pth, train_log.jsonl.")
+@click.option("-o", "--out", default="runs/train", show_default=True, metavar="DIR",
+              help="last.pth, best.pth, train_log.jsonl.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pth.")
 @click.option("--eval-interval", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs between validations.")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Validate on the first N val images.")
+@click.option("--limit", "--eval-limit", "eval_limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Validate on the first N val images.")
 @click.option("--no-aug-epochs", type=click.IntRange(min=0), default=15, show_default=True,
               help="Last epochs without mosaic/mixup, with the L1 loss.")
-@click.option("--warmup-epochs", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Epochs of quadratic learning-rate warm-up.")
 @click.option("--lr-per-image", type=click.FloatRange(min=0, min_open=True), default=0.01 / 64, show_default=True,
               help="Learning rate per image of the batch (the official 0.01/64); SGD's lr is this times --batch.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights, sampling and augmentation.")
 @click.option("--multiscale", is_flag=True, help="Every 10 iterations train at a random size in (input/32 +- 5) * 32.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
@@ -716,12 +738,15 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
 
 @cli.command("eval")
 @click.argument("model")
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), metavar="DIR")
-@click.option("--split", default="val", show_default=True)
-@click.option("-m", "--model-name", default=None, metavar="NAME", help="For a .pth: the zoo model (default: from the checkpoint).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="COCO-format dataset: DIR/annotations/SPLIT.json and DIR/images/SPLIT/.")
+@click.option("--split", default="val", show_default=True, help="Which split of DIR to evaluate.")
+@click.option("-m", "--model", "--model-name", "model_name", default=None, metavar="NAME",
+              help="For a .pth: the zoo model (default: from the checkpoint).")
 @click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW", help="For a .pth: default from the checkpoint.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images.")
-@click.option("--provider", default="auto", show_default=True, envvar="EDGEDET_PROVIDER", help="For an .onnx model.")
+@click.option("--provider", type=PROVIDER, default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
+              help="For an .onnx model: " + PROVIDER_HELP)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, metavar="FILE", help="Write the metrics.")
 def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, json_out) -> None:
     """COCO mAP of a .pth checkpoint or an .onnx model on a COCO-format split.

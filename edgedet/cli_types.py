@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 
 import click
 
-__all__ = ["ImageSize", "IMAGE_SIZE"]
+__all__ = ["ImageSize", "IMAGE_SIZE", "ProviderName", "PROVIDER"]
 
 
 class ImageSize(click.ParamType):
@@ -29,3 +29,23 @@ class ImageSize(click.ParamType):
 
 
 IMAGE_SIZE = ImageSize()
+
+
+class ProviderName(click.ParamType):
+    """``auto``, a provider (``tensorrt``, ``cuda``, ``cpu``, ... or ONNX Runtime's full name), or
+    a comma-separated priority list; an unknown name fails with the valid ones."""
+
+    name = "provider"
+
+    def convert(self, value, param, ctx) -> str:
+        from .runtime.providers import ProviderError, resolve_providers
+
+        try:
+            resolve_providers(str(value), available=[])
+        except ProviderError as e:
+            self.fail(str(e), param, ctx)
+        return str(value)
+
+
+PROVIDER = ProviderName()
+PROVIDER_HELP = "auto, tensorrt, cuda, coreml, directml, openvino or cpu, or a comma-separated list (env EDGEDET_PROVIDER)."

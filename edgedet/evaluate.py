@@ -52,7 +52,7 @@ def evaluate_model(
             _, extra = read_checkpoint(path)
             name = model_name or extra.get("model_name")
             if not name:
-                raise EvalError(f"{model}: the checkpoint does not say its model; pass --model-name")
+                raise EvalError(f"{model}: the checkpoint does not say its model; pass -m/--model")
             size = tuple(input_size or extra.get("input_size") or get_spec(name).test_size)
             net = build_model(name, num_classes=dataset.num_classes).eval()
             load_checkpoint(net, path)

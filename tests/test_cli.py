@@ -44,3 +44,36 @@ def test_info_input_size():
     result = CliRunner().invoke(cli, ["info", "--input-size", "320"])
     assert result.exit_code == 0
     assert "320x320" in result.output
+
+
+def test_provider_option_is_checked_before_any_work(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["bench", str(model), "--provider", "cuad"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--provider': unknown provider 'cuad'" in result.output
+    assert "Did you mean 'cuda'?" in result.output
+
+
+def test_data_synth_takes_its_folder_as_argument_or_out_option(tmp_path):
+    for args in (["data", "synth", str(tmp_path / "a")], ["data", "synth", "-o", str(tmp_path / "b")]):
+        result = CliRunner().invoke(cli, [*args, "--train", "1", "--val", "0", "--size", "64"])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "annotations" / "train.json").is_file()
+    assert (tmp_path / "b" / "annotations" / "train.json").is_file()
+    result = CliRunner().invoke(cli, ["data", "synth", str(tmp_path / "c"), "-o", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "give the output folder once: as OUT or as -o/--out" in result.output
+
+
+def test_every_option_of_every_command_has_help():
+    import click
+
+    def options(command, path=""):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from options(sub, f"{path} {name}")
+        else:
+            yield from ((path, p) for p in command.params if isinstance(p, click.Option))
+
+    missing = [f"{path} {p.opts[0]}" for path, p in options(cli) if not p.help and p.name != "help"]
+    assert missing == []
