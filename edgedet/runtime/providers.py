@@ -211,6 +211,10 @@ def _warn_once(message: str) -> None:
     log.warning(message)
 
 
+LIBRARIES_MISSING = ("its libraries could not be loaded (CUDA, cuDNN or TensorRT missing or of another version); "
+                     "-v shows ONNX Runtime's messages")
+
+
 def create_session(
     model: Union[str, bytes],
     providers: Union[str, Sequence[str]] = "auto",
@@ -244,7 +248,11 @@ def create_session(
         options.intra_op_num_threads = c.threads
     if c.spinning is not None:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if c.spinning else "0")
-    options.log_severity_level = 3  # errors only; our own warnings say what matters
+    # ONNX Runtime's own messages (a GPU build without CUDA prints about ten lines of library-load
+    # errors) only when edgedet logs at DEBUG (the CLI's -v): the warning below says what happened.
+    quiet = not logging.getLogger("edgedet").isEnabledFor(logging.DEBUG)
+    ort.set_default_logger_severity(4 if quiet else 2)
+    options.log_severity_level = 4 if quiet else 2
     # Providers missing from this build are not passed on (ONNX Runtime would only emit a
     # UserWarning); they are reported below like any provider the session did not obtain.
     plist = [
@@ -267,14 +275,14 @@ def create_session(
         if missing:
             why = [p for p in missing if p not in available]
             detail = (f"{', '.join(why)} not in this onnxruntime build (available: {', '.join(available)})"
-                      if why else "its libraries could not be loaded")
+                      if why else LIBRARIES_MISSING)
             message = f"requested {', '.join(missing)} but the session runs on {info.provider}: {detail}"
             if strict:
-                raise ProviderError(message + " (strict=True; pass strict=False to allow the fallback)")
+                raise ProviderError(message + "; strict mode allows no fallback")
             info.warnings.append(message)
             _warn_once(message)
     elif wanted and info.provider != wanted[0]:
-        info.warnings.append(f"auto: {wanted[0]} is listed but the session runs on {info.provider}")
+        info.warnings.append(f"auto: {wanted[0]} is listed but the session runs on {info.provider}: {LIBRARIES_MISSING}")
         _warn_once(info.warnings[-1])
     return session, info
 

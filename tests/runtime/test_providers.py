@@ -98,14 +98,15 @@ def test_silent_gpu_fallback_is_detected_and_warned_once(gpu_build_without_gpu, 
 
 
 def test_strict_makes_fallback_an_error(gpu_build_without_gpu):
-    with pytest.raises(ProviderError, match="requested TensorrtExecutionProvider.*strict=True"):
+    with pytest.raises(ProviderError, match="requested TensorrtExecutionProvider.*strict mode allows no fallback"):
         P.create_session("m.onnx", "tensorrt", strict=True)
 
 
 def test_auto_reports_what_it_got(gpu_build_without_gpu):
     _, info = P.create_session("m.onnx", "auto")
     assert info.requested == GPU_BUILD
-    assert info.warnings == ["auto: TensorrtExecutionProvider is listed but the session runs on CPUExecutionProvider"]
+    assert info.warnings == ["auto: TensorrtExecutionProvider is listed but the session runs on CPUExecutionProvider: "
+                             + P.LIBRARIES_MISSING]
 
 
 def test_cpu_threads_and_spinning_reach_session_options(monkeypatch):
@@ -121,3 +122,22 @@ def test_cpu_threads_and_spinning_reach_session_options(monkeypatch):
     monkeypatch.setattr(ort, "InferenceSession", Capture)
     P.create_session("m.onnx", "cpu", cpu=P.CPUOptions(threads=3, spinning=False))
     assert seen == {"threads": 3, "spin": "0"}
+
+
+def test_onnxruntime_messages_only_at_debug(gpu_build_without_gpu, monkeypatch):
+    # A GPU build without CUDA prints about ten lines of library-load errors before edgedet's one
+    # warning; they are hidden unless edgedet logs at DEBUG (the CLI's -v).
+    import onnxruntime as ort
+
+    severities = []
+    monkeypatch.setattr(ort, "set_default_logger_severity", severities.append)
+    logger = logging.getLogger("edgedet")
+    old = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        P.create_session("m.onnx", "cpu")
+        logger.setLevel(logging.DEBUG)
+        P.create_session("m.onnx", "cpu")
+    finally:
+        logger.setLevel(old)
+    assert severities == [4, 2]
