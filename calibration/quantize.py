@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
@@ -208,11 +208,13 @@ def _float_tensors(model: onnx.ModelProto) -> List[onnx.ValueInfoProto]:
             if n in infos and infos[n].type.tensor_type.elem_type == onnx.TensorProto.FLOAT]
 
 
-def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = ()) -> Dict[str, Dict[str, np.ndarray]]:
+def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = (),
+                   progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Dict[str, np.ndarray]]:
     """Per-batch minima and maxima of every float tensor of ``prepared`` over ``calib``, reduced to
     ``{"minmax": {tensor: (low, high)}, "average": {...}, "channels": {tensor: (low[C], high[C])}}``:
     the extremes over all batches, their means over batches, and for ``channel_tensors`` the
-    per-channel (axis 1) means. One pass, one batch in memory at a time."""
+    per-channel (axis 1) means. One pass, one batch in memory at a time; ``progress(done, total)``
+    after each batch when ``calib`` has a length."""
     import onnxruntime as ort
 
     model = onnx.load(str(prepared))
@@ -230,7 +232,8 @@ def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = ()) -
     channel_lows: Dict[str, List[np.ndarray]] = {n: [] for n in channel_tensors}
     channel_highs: Dict[str, List[np.ndarray]] = {n: [] for n in channel_tensors}
     wanted = [n for n in names if n != input_name]
-    for feed in calib:
+    total = -(-len(calib) // getattr(calib, "batch", 1)) if hasattr(calib, "__len__") else 0
+    for done, feed in enumerate(calib, 1):
         values = dict(zip(wanted, session.run(wanted, feed)))
         values[input_name] = feed[input_name]
         for name in names:
@@ -241,6 +244,8 @@ def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = ()) -
                 axes = tuple(i for i in range(x.ndim) if i != 1)
                 channel_lows[name].append(x.min(axis=axes))
                 channel_highs[name].append(x.max(axis=axes))
+        if progress and total:
+            progress(min(done, total), total)
     if not names or not lows[names[0]]:
         raise QuantizeError("no calibration batches")
     return {"minmax": {n: (min(lows[n]), max(highs[n])) for n in names},
@@ -302,7 +307,8 @@ def quantize_qdq(prepared: Path, output: Path, ranges: Path, method: str, *, per
 
 
 def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: float,
-                          op_types: Optional[Sequence[str]], workdir: Path) -> Tuple[Path, Path, Path]:
+                          op_types: Optional[Sequence[str]], workdir: Path,
+                          progress: Optional[Callable[[int, int], None]] = None) -> Tuple[Path, Path, Path]:
     """``(prepared model, ranges, channel ranges)`` in ``workdir``: ``quant_pre_process`` output with
     every node named (the names exclusions refer to), its calibration ranges (ORT cache JSON) and the
     per-channel ranges of its depthwise sites (``.npz``, see ``channel_scales``); all reused when
@@ -325,7 +331,7 @@ def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: floa
         log.info("calibrating (%s) on %d images ...", "average" if method not in ("average", "minmax") else method,
                  len(calib))
         sites = depthwise_sites(onnx.load(str(prepared)))
-        extremes = extreme_ranges(prepared, calib, [t for s in sites for t in (s.pre, s.post)])
+        extremes = extreme_ranges(prepared, calib, [t for s in sites for t in (s.pre, s.post)], progress)
         for name in ("average", "minmax"):
             _write_ranges(extremes[name], workdir / f"{name}_ranges.json")
         buffer = io.BytesIO()
@@ -369,6 +375,7 @@ def quantize_model(
     input_size: Optional[Tuple[int, int]] = None,
     also_fp16: bool = False,
     workdir: Optional[Path] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> QuantizeResult:
     """Quantize an edgedet fp32 ``.onnx`` to INT8 (QDQ) calibrated on ``calib_source``.
 
@@ -379,7 +386,8 @@ def quantize_model(
     ``plain_model_metadata``). ``also_fp16`` writes export's fp16 conversion of the model beside
     the int8 one (``MODEL-fp16.onnx``), parity-checked against fp32 and timed with the others.
     ``workdir`` keeps the pre-processed model and its calibration ranges for further calls
-    (the accuracy-aware loop re-quantizes without calibrating again).
+    (the accuracy-aware loop re-quantizes without calibrating again). ``progress(done, total)``
+    follows the calibration pass over the images.
     Raises QuantizeError for an unusable request; nothing is written then.
     """
     model_path, output = Path(model_path), Path(output)
@@ -404,7 +412,7 @@ def quantize_model(
 
     with tempfile.TemporaryDirectory(prefix="edgedet-quant-") as scratch:
         prepared, ranges, channel_ranges = prepare_and_calibrate(model_path, calib, method, percentile, op_types,
-                                                                 Path(workdir) if workdir else Path(scratch))
+                                                                 Path(workdir) if workdir else Path(scratch), progress)
         prepared_model = onnx.load(str(prepared))
         excluded = resolve_exclusions(prepared_model, exclude)
         quantized = Path(scratch) / "int8.onnx"

@@ -234,7 +234,10 @@ def _export_all(out_dir, kwargs) -> None:
         return (r.model_name, size, num(r.nodes_before, "{}"), num(r.nodes_after, "{}"), num(r.size_mb, "{:.1f}"),
                 num(r.parity_rel, "{:.1e}"), f"{r.seconds:.1f}", num(r.peak_mb, "{:.0f}"), r.error or "ok")
 
-    rows = export_all_sizes(out_dir, list(ZOO), on_row=lambda r: click.echo(f"{r.model_name}: {r.error or 'ok'} ({r.seconds:.1f}s)"), **kwargs)
+    names = list(ZOO)
+    rows = export_all_sizes(
+        out_dir, names, on_start=lambda i, name: click.echo(f"[{i}/{len(names)}] exporting {name} ...", err=True),
+        on_row=lambda r: click.echo(f"{r.model_name}: {r.error or 'ok'} ({r.seconds:.1f}s)"), **kwargs)
     click.echo(format_table(header, [row_of(r) for r in rows]))
     failed = [r for r in rows if r.error]
     if failed:
@@ -256,8 +259,9 @@ def _export_all(out_dir, kwargs) -> None:
 def build_engine_cmd(model, cache_dir, fp16, int8, batch_profile, workspace_mb, opt_level, ep_context, device_id) -> None:
     """Build a TensorRT engine ahead of time through ONNX Runtime's TensorRT provider.
 
-    Later runs with the same cache folder (edgedet infer --provider tensorrt --trt-cache DIR)
-    load the engine instead of building it.
+    Later runs with the same cache folder (edgedet infer MODEL SOURCE --provider tensorrt
+    --trt-cache DIR, or TensorRTOptions(engine_cache_dir=DIR) in Python) load the engine
+    instead of building it.
 
     \b
     Example:
@@ -306,6 +310,9 @@ def _print_summary(summary) -> None:
 @click.option("--provider", type=PROVIDER, default="auto", show_default=True, envvar="EDGEDET_PROVIDER", metavar="NAME",
               help=PROVIDER_HELP)
 @click.option("--strict", is_flag=True, help="Fail instead of falling back when the provider is not obtained.")
+@click.option("--trt-cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="TensorRT engine and timing cache folder (what edgedet build-engine wrote): a cached engine is "
+                   "loaded instead of built.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per inference run (dynamic-batch models; a fixed batch is used as it is).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -315,8 +322,8 @@ def _print_summary(summary) -> None:
 @click.option("--save-images/--no-save-images", default=True, show_default=True, help="Write annotated images (or video).")
 @click.option("--resume", is_flag=True, help="Keep what an earlier run in --out finished and do the rest.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video/camera: stop after N frames.")
-def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provider, strict, batch, threads, workers,
-          save_images, resume, max_frames) -> None:
+def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provider, strict, trt_cache, batch, threads,
+          workers, save_images, resume, max_frames) -> None:
     """Detect objects in an image, a folder, a glob, a video or a camera.
 
     SOURCE is an image file, a folder (searched recursively), a quoted glob such as
@@ -332,7 +339,7 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
     import os
     from pathlib import Path
 
-    from .runtime import Detector
+    from .runtime import Detector, TensorRTOptions
     from .runtime.infer import infer_images, infer_video
     from .runtime.providers import ProviderError
     from .runtime.sources import resolve_source
@@ -346,7 +353,9 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
     try:
         detector = Detector(model, providers=provider, conf=conf, iou=iou, max_det=max_det, class_agnostic=class_agnostic,
                             classes=class_list, threads=threads or (1 if workers > 1 else None), strict=strict,
-                            max_batch=batch)
+                            max_batch=batch,
+                            tensorrt=TensorRTOptions(engine_cache_dir=trt_cache, timing_cache_dir=trt_cache)
+                            if trt_cache else None)
     except (ValueError, ProviderError, FileNotFoundError) as e:
         raise _fail(e) from None
     click.echo(f"{detector!r}; providers: {', '.join(detector.providers)}", err=True)
@@ -519,7 +528,8 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
             result = quantize_model(model, calib, out, num_images=num_images, seed=seed, method=method,
                                     percentile=percentile, per_channel=per_channel, channel_scales=channel_scales,
                                     target=target, exclude=exclude, cache_dir=Path(cache_dir) if cache_dir else None,
-                                    input_size=input_size, also_fp16=also_fp16)
+                                    input_size=input_size, also_fp16=also_fp16,
+                                    progress=_counting_bar("calibrate"))
             report = result.report()
             if eval_data:
                 report["ap"] = evaluate_pair(Path(model), out, eval_data, limit=eval_limit,
@@ -775,8 +785,13 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
 def demo(out) -> None:
     """Run the pipeline end to end on the embedded default, with no downloads.
 
-    Exports the shipped yolox-nano demo checkpoint to ONNX (with its parity check), runs
-    `infer` on the shipped example images and evaluates the model on new synthetic images.
+    \b
+    On the shipped yolox-nano demo checkpoint, in five steps:
+      1. export to ONNX (simplified, with its parity check against PyTorch)
+      2. quantize to INT8 on newly generated synthetic training images
+      3. infer on the example images shipped in the package (annotated outputs)
+      4. evaluate fp32 and INT8 on a newly generated synthetic validation set
+      5. benchmark both, then print a closing table and where every file is
 
     Example: edgedet demo
     """

@@ -55,17 +55,20 @@ def export_all_sizes(
     out_dir: Path,
     names: List[str],
     on_row: Callable[[ZooExportRow], None] = lambda _row: None,
+    on_start: Callable[[int, str], None] = lambda _i, _name: None,
     **kwargs: Any,
 ) -> List[ZooExportRow]:
     """Export each model in ``names`` to ``out_dir/<name>.onnx``, in one child process each.
 
     ``kwargs`` are passed to ``export_model``. A failing size does not stop the others; its
-    row carries the error. Returns one row per size, in order.
+    row carries the error. ``on_start(i, name)`` (1-based) is called as each size begins and
+    ``on_row(row)`` as it ends. Returns one row per size, in order.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     rows = []
-    for name in names:
+    for i, name in enumerate(names, 1):
+        on_start(i, name)
         start = time.perf_counter()
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,11 @@ def infer_images(
     records = _load_previous(jsonl) if resume else {}
     wanted = set(order)
     records = {rel: rec for rel, rec in records.items() if rel in wanted}
-    if not resume and jsonl.exists():
-        jsonl.unlink()
+    if not resume:
+        if jsonl.exists():
+            jsonl.unlink()
+        # A new run starts a new images/: annotations of an earlier run's images would otherwise stay.
+        shutil.rmtree(out_dir / "images", ignore_errors=True)
     summary = InferSummary(total=len(items), resumed=len(records), out_dir=out_dir)
     summary.detections = sum(len(r["detections"]) for r in records.values())
     todo = [item for item in items if item[2] not in records]

@@ -137,5 +137,20 @@ def test_usage_errors_exit_2(tmp_path, exported, source, message):
 
 
 def test_unknown_provider_is_a_clear_error(tmp_path, exported):
-    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(tmp_path), "--provider", "cudaa"])
-    assert result.exit_code in (1, 2)
+    # A real image folder: the provider, not the source, is what must be refused.
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.zeros((32, 32, 3), np.uint8))
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(folder), "--provider", "cudaa"])
+    assert result.exit_code == 2 and "unknown provider 'cudaa'" in result.output and "Did you mean 'cuda'?" in result.output
+
+
+def test_a_new_run_starts_a_fresh_images_folder(tmp_path, folder, exported):
+    out = tmp_path / "out"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["infer", str(exported["decoded"]), str(folder), "-o", str(out), "--provider", "cpu"])
+    assert first.exit_code == 1 and (out / "images" / "00.jpg").is_file()
+    second = runner.invoke(cli, ["infer", str(exported["decoded"]), str(folder / "01.jpg"), "-o", str(out),
+                                 "--provider", "cpu", "--trt-cache", str(tmp_path / "trt")])
+    assert second.exit_code == 0, second.output
+    assert sorted(p.name for p in (out / "images").rglob("*.jpg")) == ["01.jpg"]
