@@ -146,7 +146,7 @@ def _fail(e: Exception) -> "click.ClickException":
 @cli.command()
 @click.option("-m", "--model", "model_name", default="yolox-s", show_default=True, metavar="NAME",
               help="Zoo model: yolox-nano, yolox-tiny, yolox-s, yolox-m, yolox-l, yolox-x.")
-@click.option("--ckpt", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+@click.option("--ckpt", default=None, metavar="PATH|demo",
               help="Official or edgedet .pth checkpoint. Without it the weights are random.")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, metavar="N",
               help="Class count (default: from the checkpoint, else 80).")
@@ -767,7 +767,11 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
       edgedet eval runs/train/best.pth --data data/synth-eval
       edgedet eval nano.onnx --data data/synth-eval --json metrics.json
     """
-    _require("eval", "pycocotools", *(("torch",) if not str(model).endswith(".onnx") else ()))
+    is_onnx = str(model).lower().endswith(".onnx")
+    _require("eval", "pycocotools", *(() if is_onnx else ("torch",)))
+    if is_onnx and (input_size or model_name):
+        raise click.UsageError("--input-size and -m/--model are for a .pth checkpoint; an .onnx model carries its "
+                               "own input size and model name (export again for another size)")
     from .evaluate import EvalError, evaluate_model
 
     try:

@@ -40,3 +40,22 @@ def test_all_sizes_small(tmp_path):
     assert [r[0] for r in rows] == ["yolox-nano", "yolox-tiny", "yolox-s", "yolox-m", "yolox-l", "yolox-x"]
     assert all(r[-1] == "ok" and float(r[5]) < 1e-4 for r in rows)
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == sorted(f"{r[0]}.onnx" for r in rows)
+
+
+@pytest.mark.slow
+def test_ckpt_demo_is_the_shipped_checkpoint_even_beside_a_demo_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # click.Path(dir_okay=False) used to refuse --ckpt demo here
+    result = CliRunner().invoke(cli, ["export", "-m", "yolox-nano", "--ckpt", "demo", "--input-size", "64",
+                                      "-o", str(tmp_path / "n.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "RANDOM weights" not in result.output and (tmp_path / "n.onnx").is_file()
+
+
+def test_eval_of_an_onnx_model_refuses_pth_only_options(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(cli, ["eval", str(model), "--data", str(tmp_path / "data"), "--input-size", "320"])
+    assert result.exit_code == 2
+    assert "--input-size and -m/--model are for a .pth checkpoint" in result.output
