@@ -48,6 +48,10 @@ def _groups(out: np.ndarray) -> Dict[str, np.ndarray]:
 
 
 def _compare(report: ParityReport, name: str, got: np.ndarray, ref: np.ndarray) -> None:
+    if not (np.isfinite(got).all() and np.isfinite(ref).all()):
+        # NaN - NaN is NaN and max() would skip it: a non-finite output fails parity outright.
+        report.max_abs[name] = report.max_rel[name] = float("inf")
+        return
     diff = float(np.abs(got.astype(np.float64) - ref).max()) if ref.size else 0.0
     scale = float(np.abs(ref).max()) if ref.size else 0.0
     report.max_abs[name] = max(report.max_abs.get(name, 0.0), diff)

@@ -74,6 +74,12 @@ def read_checkpoint(path: Union[str, Path]) -> Tuple[Dict[str, torch.Tensor], Di
             f"{path}: not a model state dict"
             + (f" (entry {bad[0]!r} is a {type(state_dict[bad[0]]).__name__}, not a tensor)" if bad else " (it is empty)")
         )
+    # NaN or Inf weights make every output NaN, which later compares equal to itself in no check
+    # and gives zero detections everywhere: refuse them here, where the cause is known.
+    broken = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"{path}: {len(broken)} tensor(s) hold NaN or Inf values, first {broken[0]!r}; "
+                              f"the weights are corrupt (a diverged training run?)")
     return state_dict, extra
 
 

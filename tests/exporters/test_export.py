@@ -132,3 +132,15 @@ def test_parity_failure_writes_nothing(tmp_path, monkeypatch):
     with pytest.raises(ParityError, match="above the tolerance 0e\\+00.*nothing was written"):
         export_model("yolox-nano", out, input_size=(64, 64), simplify=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_outputs_fail_parity():
+    # NaN - NaN is NaN, which max() skipped: a NaN model used to pass with 0.00e+00.
+    import numpy as np
+
+    from edgedet.exporters.parity import ParityReport, _compare
+
+    report = ParityReport(images=1, tolerance=1e-4)
+    ref = np.full((1, 4, 6), np.nan, np.float32)
+    _compare(report, "boxes", ref, ref)
+    assert not report.ok and report.worst_rel == float("inf")

@@ -93,3 +93,15 @@ def test_file_needing_arbitrary_unpickling_is_refused(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="refused to load.*never executes code"):
         load_checkpoint(_fresh(), path)
     assert "executed!" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_non_finite_weights_are_refused_with_the_key(tmp_path, nano_weights, value):
+    state = {k: v.clone() for k, v in nano_weights.items()}
+    key = "head.cls_preds.0.weight"
+    state[key][0, 0, 0, 0] = value
+    path = tmp_path / "broken.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError, match=r"broken\.pth: 1 tensor\(s\) hold NaN or Inf values, first "
+                                              r"'head\.cls_preds\.0\.weight'"):
+        load_checkpoint(_fresh(), path)
