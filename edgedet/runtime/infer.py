@@ -27,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -81,12 +81,62 @@ def _load_previous(jsonl: Path) -> Dict[str, Dict]:
     return records
 
 
-def _annotated_path(out_dir: Path, rel: str) -> Path:
-    target = out_dir / "images" / rel
-    return target if target.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else target.with_suffix(".jpg")
+ANNOTATED_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_dir: Path, save_images: bool):
+def annotated_names(rels: Sequence[str]) -> Dict[str, str]:
+    """The one naming rule of ``images/``: each source's relative path, with ``.jpg`` appended when
+    its format is not written as it is (``x.tiff`` -> ``x.tiff.jpg``, so ``x.jpg``, ``x.tiff`` and
+    ``x.webp`` in one folder get three files), and ``~2``, ``~3`` ... before the suffix for any name
+    that would still collide, compared case-insensitively (as macOS and Windows file systems do)."""
+    names: Dict[str, str] = {}
+    taken = set()
+    for rel in rels:
+        name = rel if Path(rel).suffix.lower() in ANNOTATED_SUFFIXES else rel + ".jpg"
+        stem, suffix = name[: -len(Path(name).suffix)], Path(name).suffix
+        candidate, n = name, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{stem}~{n}{suffix}"
+        taken.add(candidate.lower())
+        names[rel] = candidate
+    return names
+
+
+RUN_MANIFEST = "run.json"
+
+
+def run_settings(detector: Detector, save_images: bool) -> Dict:
+    """What decides a run's outputs; ``--resume`` continues only a run with the same."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(detector.model_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"model_sha256": digest.hexdigest(), "input_size": list(detector.input_size), "conf": detector.conf,
+            "iou": detector.iou, "max_det": detector.max_det, "class_agnostic": detector.class_agnostic,
+            "classes": list(detector.classes) if detector.classes is not None else None, "save_images": save_images}
+
+
+def _check_resume(out_dir: Path, settings: Dict) -> None:
+    manifest = out_dir / RUN_MANIFEST
+    if not (out_dir / "predictions.jsonl").exists():
+        return
+    try:
+        earlier = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValueError(f"{out_dir}: --resume needs {RUN_MANIFEST} from the earlier run to check its settings, and "
+                         f"it is missing or unreadable; run without --resume or use another -o") from None
+    changed = [f"{k} {earlier.get(k)!r} -> {v!r}" if k != "model_sha256" else "another model file"
+               for k, v in settings.items() if earlier.get(k) != v]
+    if changed:
+        raise ValueError(f"{out_dir}: the earlier run used other settings ({'; '.join(changed)}); resuming would mix "
+                         f"them: run without --resume or use another -o")
+
+
+def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_dir: Path, save_images: bool,
+                   names: Dict[str, str]):
     """Worker: read, detect and (optionally) draw one batch. Returns per image
     ``(image_id, rel, record or None, reason or None)``."""
     loaded, results = [], []
@@ -104,7 +154,7 @@ def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_d
             return results + [(i, rel, None, reason) for i, rel, _ in loaded]
         for (image_id, rel, image), det in zip(loaded, dets):
             if save_images:
-                target = _annotated_path(out_dir, rel)
+                target = out_dir / "images" / names[rel]
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     ok, encoded = cv2.imencode(target.suffix, det.draw(image))
@@ -150,7 +200,15 @@ def infer_images(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonl = out_dir / "predictions.jsonl"
-    items = [(i + 1, p, source.relative(p)) for i, p in enumerate(source.images)]
+    settings = run_settings(detector, save_images)
+    if resume:
+        _check_resume(out_dir, settings)
+    atomic_write_json(out_dir / RUN_MANIFEST, settings)
+    inside = out_dir.resolve()
+    # An output folder inside SOURCE must not be read back as input on the next run.
+    images = [p for p in source.images if inside not in p.resolve().parents]
+    items = [(i + 1, p, source.relative(p)) for i, p in enumerate(images)]
+    names = annotated_names([rel for _, _, rel in items])
     order = [rel for _, _, rel in items]
     records = _load_previous(jsonl) if resume else {}
     wanted = set(order)
@@ -160,7 +218,8 @@ def infer_images(
             jsonl.unlink()
         # A new run starts a new images/: annotations of an earlier run's images would otherwise stay.
         shutil.rmtree(out_dir / "images", ignore_errors=True)
-    summary = InferSummary(total=len(items), resumed=len(records), out_dir=out_dir)
+    summary = InferSummary(total=len(items) + len(source.unreadable), resumed=len(records), out_dir=out_dir)
+    summary.failures.extend(source.unreadable)
     summary.detections = sum(len(r["detections"]) for r in records.values())
     todo = [item for item in items if item[2] not in records]
     step = detector.batch or max(1, batch)
@@ -173,7 +232,7 @@ def infer_images(
             pending = set()
             queue = iter(chunks)
             for chunk in queue:  # keep a bounded number of chunks in flight
-                pending.add(pool.submit(_process_chunk, detector, chunk, out_dir, save_images))
+                pending.add(pool.submit(_process_chunk, detector, chunk, out_dir, save_images, names))
                 if len(pending) >= 2 * workers:
                     break
             while pending:
@@ -189,7 +248,7 @@ def infer_images(
                         summary.detections += len(record["detections"])
                     nxt = next(queue, None)
                     if nxt is not None:
-                        pending.add(pool.submit(_process_chunk, detector, nxt, out_dir, save_images))
+                        pending.add(pool.submit(_process_chunk, detector, nxt, out_dir, save_images, names))
                 summary.seconds = time.perf_counter() - start
                 if progress:
                     progress(summary.done, len(summary.failures), summary.images_per_second)

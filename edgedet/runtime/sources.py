@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Source", "resolve_source", "read_image", "as_image"]
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm", ".gif"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
 
@@ -23,6 +23,9 @@ class Source:
     images: List[Path]  # for "images", sorted
     root: Optional[Path] = None  # relative paths in outputs are taken from here
     video: Optional[Union[str, int]] = None  # a file path or a camera index
+    # Entries of a folder that could not be looked at (dangling or looping links, unreadable
+    # folders): (path, reason). A run reports them as failures.
+    unreadable: List[Tuple[str, str]] = field(default_factory=list)
 
     def relative(self, path: Path) -> str:
         if self.root is not None:
@@ -35,6 +38,28 @@ class Source:
 
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _walk_images(root: Path) -> Tuple[List[Path], List[Tuple[str, str]]]:
+    """Image files under ``root`` (recursive, sorted; linked folders are not followed, so a link
+    loop cannot recurse) and what could not be looked at, with the reason."""
+    found: List[Path] = []
+    unreadable: List[Tuple[str, str]] = []
+
+    def on_error(e: OSError) -> None:
+        unreadable.append((Path(e.filename).relative_to(root).as_posix() if e.filename else str(root),
+                           f"cannot list folder ({e.strerror or e})"))
+
+    for folder, _dirs, files in os.walk(root, onerror=on_error):
+        for name in files:
+            p = Path(folder) / name
+            if not _is_image(p):
+                continue
+            if p.is_symlink() and not p.exists():
+                unreadable.append((p.relative_to(root).as_posix(), "dangling or looping symbolic link"))
+            else:
+                found.append(p)
+    return sorted(found), sorted(unreadable)
 
 
 def resolve_source(source: str) -> Source:
@@ -51,10 +76,10 @@ def resolve_source(source: str) -> Source:
             return Source("video", [], video=str(path))
         return Source("images", [path], root=path.parent)  # any extension: the file was named explicitly
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and _is_image(p))
-        if not found:
+        found, unreadable = _walk_images(path)
+        if not found and not unreadable:
             raise ValueError(f"{source}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, any case)")
-        return Source("images", found, root=path)
+        return Source("images", found, root=path, unreadable=unreadable)
     if any(ch in source for ch in "*?["):
         found = sorted(Path(p) for p in glob.glob(source, recursive=True) if os.path.isfile(p) and _is_image(Path(p)))
         if not found:

@@ -154,3 +154,52 @@ def test_a_new_run_starts_a_fresh_images_folder(tmp_path, folder, exported):
                                  "--provider", "cpu", "--trt-cache", str(tmp_path / "trt")])
     assert second.exit_code == 0, second.output
     assert sorted(p.name for p in (out / "images").rglob("*.jpg")) == ["01.jpg"]
+
+
+def test_resume_refuses_other_settings(tmp_path, folder, exported):
+    out = tmp_path / "out"
+    runner = CliRunner()
+    runner.invoke(cli, ["infer", str(exported["decoded"]), str(folder), "-o", str(out), "--provider", "cpu"])
+    other = runner.invoke(cli, ["infer", str(exported["decoded"]), str(folder), "-o", str(out), "--provider", "cpu",
+                                "--resume", "--conf", "0.9"])
+    assert other.exit_code == 1
+    assert "the earlier run used other settings (conf 0.25 -> 0.9); resuming would mix them" in other.output
+    (out / "run.json").unlink()
+    lost = runner.invoke(cli, ["infer", str(exported["decoded"]), str(folder), "-o", str(out), "--provider", "cpu",
+                               "--resume"])
+    assert lost.exit_code == 1 and "--resume needs run.json from the earlier run" in lost.output
+
+
+def test_annotated_names_never_collide(tmp_path, exported, sample_images):
+    from edgedet.runtime.infer import annotated_names
+
+    assert annotated_names(["x.jpg", "x.tiff", "x.webp", "X.JPG", "a/x.jpg"]) == {
+        "x.jpg": "x.jpg", "x.tiff": "x.tiff.jpg", "x.webp": "x.webp.jpg", "X.JPG": "X~2.JPG", "a/x.jpg": "a/x.jpg"}
+    src = tmp_path / "src"
+    src.mkdir()
+    for ext in (".jpg", ".tiff", ".webp"):
+        cv2.imwrite(str(src / f"x{ext}"), sample_images[0])
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(src), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["x.jpg", "x.tiff.jpg", "x.webp.jpg"]
+
+
+def test_folder_mode_names_what_it_cannot_read_and_skips_its_own_output(tmp_path, exported, sample_images):
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.jpg"), sample_images[0])
+    Image.fromarray(sample_images[1][:, :, ::-1]).save(src / "b.gif")
+    (src / "dangling.jpg").symlink_to(src / "nowhere.jpg")
+    (src / "loop1.jpg").symlink_to(src / "loop2.jpg")
+    (src / "loop2.jpg").symlink_to(src / "loop1.jpg")
+    out = src / "runs"  # inside SOURCE
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(cli, ["infer", str(exported["decoded"]), str(src), "-o", str(out)])
+        assert result.exit_code == 1
+        assert "2 images done, 3 failed" in result.output
+    assert "dangling.jpg: dangling or looping symbolic link" in result.output
+    assert "loop1.jpg: dangling or looping symbolic link" in result.output
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["a.jpg", "b.gif.jpg"]
