@@ -74,6 +74,18 @@ class QuantizeResult:
                 **({"fp16": self.fp16} if self.fp16 else {})}
 
 
+def load_onnx(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
+    """``onnx.load`` with a one-line QuantizeError naming the file when it is not an ONNX model."""
+    try:
+        model = onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as e:  # protobuf's DecodeError, or OSError for a file that cannot be read
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QuantizeError(f"{path}: not an ONNX model ({first})") from None
+    if not model.graph.node:
+        raise QuantizeError(f"{path}: not an ONNX model (no graph; an empty or unrelated file?)")
+    return model
+
+
 def read_metadata(model: onnx.ModelProto, path: Path, input_size: Optional[Tuple[int, int]] = None) -> ModelMetadata:
     """The model's edgedet metadata; for a model edgedet did not export, metadata built from
     ``input_size`` and the graph (see ``plain_model_metadata``), or an error saying so."""
@@ -401,7 +413,7 @@ def quantize_model(
         raise QuantizeError(f"{model_path}: no such model file")
     if not output.parent.is_dir():
         raise QuantizeError(f"{output}: folder {output.parent} does not exist")
-    model = onnx.load(str(model_path))
+    model = load_onnx(model_path)
     meta = read_metadata(model, model_path, input_size)
     if meta.precision == "int8" or _count_qdq(model):
         raise QuantizeError(f"{model_path}: already quantized (precision {meta.precision}); quantize the fp32 export")
@@ -473,7 +485,7 @@ def check_eval_data(model_path: Path, data_dir: Union[str, Path]):
         dataset = CocoDetection.from_dir(data_dir, "val")
     except DatasetError as e:
         raise QuantizeError(str(e)) from None
-    meta = read_metadata(onnx.load(str(model_path), load_external_data=False), model_path)
+    meta = read_metadata(load_onnx(model_path, load_external_data=False), model_path)
     if meta.num_classes != dataset.num_classes:
         raise QuantizeError(f"{data_dir}: the evaluation set has {dataset.num_classes} classes, "
                             f"{model_path} has {meta.num_classes}")

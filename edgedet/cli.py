@@ -807,8 +807,36 @@ def demo(out) -> None:
     run_demo(Path(out), echo=click.echo)
 
 
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    # ONNX Runtime prefixes its messages with "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : ".
+    return first.split(" : ")[-1] if first.startswith("[ONNXRuntimeError]") else first
+
+
 def main() -> None:
-    cli(prog_name="edgedet")
+    """The console entry point: one error boundary for every command. Click's own errors (usage,
+    ClickException) keep their exit codes; anything else that escapes a command is printed as one
+    line with exit status 1 (the traceback with -v); Ctrl-C exits 130."""
+    verbose = any(a in ("-v", "--verbose") for a in sys.argv[1:])
+    try:
+        cli.main(prog_name="edgedet", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # noqa: BLE001 -- the boundary: one line instead of a traceback
+        if verbose:
+            raise
+        click.echo(f"Error: {_one_line(e)} ({type(e).__name__}; -v shows the traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

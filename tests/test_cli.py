@@ -77,3 +77,32 @@ def test_every_option_of_every_command_has_help():
 
     missing = [f"{path} {p.opts[0]}" for path, p in options(cli) if not p.help and p.name != "help"]
     assert missing == []
+
+
+def _edgedet(*args, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "from edgedet.cli import main; main()", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_broken_onnx_file_is_one_line_in_every_command(tmp_path):
+    from edgedet import example_images
+    from edgedet.data.synth_dataset import write_synth_dataset
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage" * 50)
+    write_synth_dataset(tmp_path / "data", {"val": 2}, size=(64, 64), seed=0)
+    commands = [["infer", str(broken), example_images(), "-o", str(tmp_path / "o")],
+                ["bench", str(broken), "--iters", "1"],
+                ["eval", str(broken), "--data", str(tmp_path / "data")],
+                ["quantize", str(broken), "--calib", example_images()]]
+    for args in commands:
+        result = _edgedet(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1, (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and "broken.onnx" in lines[0], (args, lines)
+        assert "not a usable ONNX model" in lines[0] or "not an ONNX model" in lines[0]
+    verbose = _edgedet("-v", "eval", str(broken), "--data", str(tmp_path / "data"))
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr

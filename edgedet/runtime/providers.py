@@ -261,11 +261,15 @@ def create_session(
     try:
         session = ort.InferenceSession(model, options, providers=plist)
     except Exception as e:
+        # A file that is not an ONNX model fails the same way on every provider: say so, naming it.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if any(k in first for k in ("INVALID_PROTOBUF", "No graph was found", "NO_SUCHFILE", "INVALID_GRAPH")):
+            where = model if isinstance(model, str) else "the model"
+            raise ValueError(f"{where}: not a usable ONNX model ({first.split(' : ')[-1]})") from None
         # A provider that is listed but broken can make creation fail outright: retry on
         # CPU unless strict, and say so.
         if strict or [p for p, _ in plist] == ["CPUExecutionProvider"]:
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         _warn_once(f"session creation with {requested[0]} failed ({first}); running on CPUExecutionProvider")
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     info = SessionInfo(requested=requested, obtained=list(session.get_providers()))
