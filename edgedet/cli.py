@@ -781,6 +781,11 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
     except EvalError as e:
         raise _fail(e) from None
     click.echo(metrics.table())
+    if metrics.failures:
+        click.echo(f"left out ({len(metrics.failures)} images could not be read; scored on {metrics.images}):", err=True)
+        for path, reason in metrics.failures:
+            click.echo(f"  {path}: {reason}", err=True)
+        sys.exit(1)
 
 
 @cli.command()

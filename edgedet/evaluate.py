@@ -40,16 +40,25 @@ def evaluate_model(
         from edgedet.eval.coco_eval import evaluate_detector
         from edgedet.runtime import Detector
 
-        detector = Detector(path, providers=provider, conf=EVAL_CONF, iou=EVAL_IOU, max_det=300)
+        try:
+            detector = Detector(path, providers=provider, conf=EVAL_CONF, iou=EVAL_IOU, max_det=300)
+        except (ValueError, FileNotFoundError) as e:
+            raise EvalError(str(e)) from None
         if detector.metadata.num_classes != dataset.num_classes:
             raise EvalError(f"{model} has {detector.metadata.num_classes} classes, {data_dir} has {dataset.num_classes}")
         metrics = evaluate_detector(detector, dataset, limit=limit, progress=step)
     else:
         from edgedet.eval.coco_eval import evaluate_torch
         from edgedet.models import build_model, fuse_model, get_spec, load_checkpoint, read_checkpoint
+        from edgedet.models.checkpoint import num_classes_of
 
         try:
-            _, extra = read_checkpoint(path)
+            state, extra = read_checkpoint(path)
+            classes = num_classes_of(state)
+            if classes is not None and classes != dataset.num_classes:
+                # Loading it would re-initialise the class head and score random class predictions.
+                raise EvalError(f"{model} predicts {classes} classes, {data_dir} has {dataset.num_classes}: "
+                                f"evaluate it on a dataset with its classes")
             name = model_name or extra.get("model_name")
             if not name:
                 raise EvalError(f"{model}: the checkpoint does not say its model; pass -m/--model")
@@ -62,5 +71,9 @@ def evaluate_model(
     if json_out:
         from edgedet.runtime.fileio import atomic_write_json
 
-        atomic_write_json(json_out, {k: v for k, v in metrics.to_dict().items()})
+        try:
+            atomic_write_json(json_out, metrics.to_dict())
+        except OSError as e:  # the metrics are in the message, not lost with the file
+            raise EvalError(f"{json_out}: could not write the metrics ({e.strerror or e}); they were: AP "
+                            f"{metrics.AP:.4f}, AP50 {metrics.AP50:.4f} on {metrics.images} images") from None
     return metrics

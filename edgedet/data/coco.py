@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -20,6 +20,26 @@ log = logging.getLogger(__name__)
 
 class DatasetError(ValueError):
     """A dataset that cannot be used, with a one-line reason."""
+
+
+def _int_or_none(value) -> Optional[int]:
+    """An integer id, or None (strings, floats with a fraction, bools and missing values are not ids)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        return None
+    return int(value)
+
+
+def _checked(entry, section: str, index: int, where: Path, ints: Sequence[str]) -> Dict:
+    """``entry`` of ``section`` as a dict whose ``ints`` fields are integer ids, or a DatasetError."""
+    if not isinstance(entry, dict):
+        raise DatasetError(f"{where}: {section}[{index}] is a {type(entry).__name__}, not an object")
+    for key in ints:
+        value = _int_or_none(entry.get(key))
+        if value is None:
+            found = "missing" if key not in entry else f"{entry[key]!r}, not an integer"
+            raise DatasetError(f"{where}: {section}[{index}] has no usable '{key}' ({found})")
+        entry = {**entry, key: value}
+    return entry
 
 
 def split_paths(root: Union[str, Path], split: str) -> Tuple[Path, Path]:
@@ -59,41 +79,66 @@ class CocoDetection:
             raise DatasetError(f"{self.annotation_file}: not a JSON file ({e})") from None
         if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "categories")):
             raise DatasetError(f"{self.annotation_file}: not a COCO detection file (needs 'images' and 'categories' lists)")
-        categories = sorted(doc["categories"], key=lambda c: c["id"])
+        where = self.annotation_file
+        categories = [_checked(c, "categories", i, where, ("id",)) for i, c in enumerate(doc["categories"])]
+        categories.sort(key=lambda c: c["id"])
         if not categories:
-            raise DatasetError(f"{self.annotation_file}: no categories")
-        self.category_ids: List[int] = [int(c["id"]) for c in categories]
+            raise DatasetError(f"{where}: no categories")
+        self.category_ids: List[int] = [c["id"] for c in categories]
         self.class_names: Tuple[str, ...] = tuple(str(c.get("name", c["id"])) for c in categories)
         index_of = {cid: i for i, cid in enumerate(self.category_ids)}
+        if "annotations" not in doc:
+            log.warning("%s: no 'annotations' list: every image counts as having no objects", where)
+        elif not isinstance(doc["annotations"], list):
+            raise DatasetError(f"{where}: 'annotations' is a {type(doc['annotations']).__name__}, not a list")
         dropped: Counter = Counter()
 
         per_image: Dict[int, List[Tuple[List[float], int]]] = {}
-        meta = {int(im["id"]): im for im in doc["images"]}
-        for ann in doc.get("annotations", []):
-            image = meta.get(int(ann.get("image_id", -1)))
+        meta = {}
+        for i, im in enumerate(doc["images"]):
+            im = _checked(im, "images", i, where, ("id",))
+            meta[im["id"]] = im
+        # What pycocotools scores: the annotations that survived, boxes clipped, ids and areas filled in.
+        self._gt_annotations: List[Dict] = []
+        for ann in doc.get("annotations") or []:
+            if not isinstance(ann, dict):
+                dropped["annotation that is not an object"] += 1
+                continue
+            image = meta.get(_int_or_none(ann.get("image_id")))
             if image is None:
                 dropped["annotation of an unknown image"] += 1
                 continue
-            if ann.get("iscrowd", 0):
-                dropped["crowd region (not trained on)"] += 1
-                continue
-            if ann.get("category_id") not in index_of:
+            category = _int_or_none(ann.get("category_id"))
+            if category not in index_of:
                 dropped["unknown category"] += 1
                 continue
             try:
                 x, y, w, h = (float(v) for v in ann["bbox"])
             except (KeyError, TypeError, ValueError):
-                dropped["malformed bbox"] += 1
+                dropped["malformed or missing bbox"] += 1
+                continue
+            if not all(np.isfinite([x, y, w, h])):
+                dropped["bbox with NaN or infinite values"] += 1
                 continue
             if not (w > 0 and h > 0):
                 dropped["box of zero or negative size"] += 1
                 continue
-            iw, ih = float(image.get("width", 0)), float(image.get("height", 0))
-            x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, iw), min(y + h, ih)
+            iw, ih = float(image.get("width", 0) or 0), float(image.get("height", 0) or 0)
+            x1, y1 = max(x, 0.0), max(y, 0.0)
+            x2, y2 = (min(x + w, iw) if iw > 0 else x + w), (min(y + h, ih) if ih > 0 else y + h)
             if x2 <= x1 or y2 <= y1:
                 dropped["box outside its image"] += 1
                 continue
-            per_image.setdefault(image["id"], []).append(([x1, y1, x2, y2], index_of[ann["category_id"]]))
+            crowd = bool(ann.get("iscrowd", 0))
+            area = ann.get("area")
+            area = float(area) if isinstance(area, (int, float)) and np.isfinite(area) and area > 0 else (x2 - x1) * (y2 - y1)
+            self._gt_annotations.append({"id": len(self._gt_annotations) + 1, "image_id": image["id"],
+                                         "category_id": category, "bbox": [x1, y1, x2 - x1, y2 - y1], "area": area,
+                                         "iscrowd": int(crowd)})
+            if crowd:
+                dropped["crowd region (scored as an ignore region, not trained on)"] += 1
+                continue
+            per_image.setdefault(image["id"], []).append(([x1, y1, x2, y2], index_of[category]))
 
         self.images: List[_Image] = []
         for image_id, im in sorted(meta.items()):
@@ -104,12 +149,22 @@ class CocoDetection:
             anns = per_image.get(image_id, [])
             boxes = np.array([a[0] for a in anns], dtype=np.float32).reshape(-1, 4)
             labels = np.array([a[1] for a in anns], dtype=np.int64)
-            self.images.append(_Image(image_id, path, int(im.get("width", 0)), int(im.get("height", 0)), boxes, labels))
+            self.images.append(_Image(image_id, path, int(im.get("width", 0) or 0), int(im.get("height", 0) or 0),
+                                      boxes, labels))
         self.dropped = dict(dropped)
         for kind, count in sorted(dropped.items()):
-            log.warning("%s: dropped %d: %s", self.annotation_file, count, kind)
+            log.warning("%s: dropped %d: %s", where, count, kind)
         if not self.images:
-            raise DatasetError(f"{self.annotation_file}: no usable images (images under {self.image_root})")
+            raise DatasetError(f"{where}: no usable images (images under {self.image_root})")
+        kept = {im.id for im in self.images}
+        self._gt_annotations = [a for a in self._gt_annotations if a["image_id"] in kept]
+
+    def coco_ground_truth(self) -> Dict:
+        """The ground truth as evaluated: a COCO dict of the usable images and the annotations
+        that survived validation (clipped boxes, areas and ids filled in), not the raw file."""
+        images = [{"id": im.id, "width": im.width, "height": im.height, "file_name": im.path.name} for im in self.images]
+        categories = [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.class_names)]
+        return {"images": images, "categories": categories, "annotations": [dict(a) for a in self._gt_annotations]}
 
     @classmethod
     def from_dir(cls, root: Union[str, Path], split: str) -> "CocoDetection":

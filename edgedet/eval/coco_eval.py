@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from edgedet.data.coco import CocoDetection
+from edgedet.data.coco import CocoDetection, DatasetError
 
 __all__ = ["EVAL_CONF", "EVAL_IOU", "Metrics", "evaluate_predictions", "evaluate_detector", "evaluate_torch"]
 
@@ -32,6 +32,8 @@ class Metrics:
     AR100: float
     images: int
     settings: Dict = field(default_factory=dict)
+    # Images that could not be read, left out of the scores: (path, reason).
+    failures: List = field(default_factory=list)
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -50,7 +52,9 @@ def evaluate_predictions(dataset: CocoDetection, results: List[Dict], image_ids:
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(dataset.annotation_file))
+        gt = COCO()  # the validated ground truth, not the raw file: dropped boxes are not scored
+        gt.dataset = dataset.coco_ground_truth()
+        gt.createIndex()
     mapped = [dict(r, category_id=dataset.category_ids[int(r["category_id"])]) for r in results]
     ids = image_ids if image_ids is not None else [im.id for im in dataset.images]
     if not mapped:
@@ -78,14 +82,20 @@ def evaluate_detector(detector, dataset: CocoDetection, limit: Optional[int] = N
     """mAP of an ``edgedet.runtime.Detector`` (set its conf/iou to the eval settings)."""
     results: List[Dict] = []
     ids = []
+    failures = []
     for i in _progress_iter(len(dataset) if limit is None else min(limit, len(dataset)), progress):
-        image, _, _ = dataset.load(i)
+        try:
+            image, _, _ = dataset.load(i)
+        except DatasetError as e:  # one unreadable image is reported and left out, not fatal
+            failures.append((str(dataset.images[i].path), str(e).split(": ", 1)[-1]))
+            continue
         det = detector(image)
         results.extend(det.to_coco(dataset.image_id(i)))
         ids.append(dataset.image_id(i))
     metrics = evaluate_predictions(dataset, results, ids)
     metrics.settings = {"conf": detector.conf, "iou": detector.iou, "class_agnostic": detector.class_agnostic,
                         "input_size": list(detector.input_size), "max_det": detector.max_det}
+    metrics.failures = failures
     return metrics
 
 
@@ -101,18 +111,26 @@ def evaluate_torch(model, dataset: CocoDetection, input_size, limit: Optional[in
     was_training = model.training
     model.eval()
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    results, ids = [], []
+    results, ids, failures = [], [], []
     device = next(model.parameters()).device
     with torch.no_grad():
         for start in range(0, n, batch):
-            idx = list(range(start, min(start + batch, n)))
-            blobs, ratios, shapes = [], [], []
-            for i in idx:
-                image, _, _ = dataset.load(i)
+            idx, blobs, ratios, shapes = [], [], [], []
+            for i in range(start, min(start + batch, n)):
+                try:
+                    image, _, _ = dataset.load(i)
+                except DatasetError as e:
+                    failures.append((str(dataset.images[i].path), str(e).split(": ", 1)[-1]))
+                    if progress:
+                        progress(1)
+                    continue
+                idx.append(i)
                 blob, r = preprocess(image, input_size)
                 blobs.append(blob)
                 ratios.append(r)
                 shapes.append(image.shape[:2])
+            if not idx:
+                continue
             out = model(torch.from_numpy(np.stack(blobs)).to(device)).float().cpu().numpy()
             for j, i in enumerate(idx):
                 boxes, scores, classes = select_detections(out[j], conf, iou, EVAL_MAX_DET)
@@ -128,4 +146,5 @@ def evaluate_torch(model, dataset: CocoDetection, input_size, limit: Optional[in
     metrics = evaluate_predictions(dataset, results, ids)
     metrics.settings = {"conf": conf, "iou": iou, "class_agnostic": False, "input_size": list(input_size),
                         "max_det": EVAL_MAX_DET}
+    metrics.failures = failures
     return metrics
