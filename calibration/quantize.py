@@ -92,6 +92,11 @@ def read_metadata(model: onnx.ModelProto, path: Path, input_size: Optional[Tuple
     props = {p.key: p.value for p in model.metadata_props}
     if PREFIX + "format_version" not in props and input_size is not None:
         return plain_model_metadata(model, path, input_size)
+    if input_size is not None:
+        own = from_props(props).input_size
+        if tuple(input_size) != tuple(own):
+            raise QuantizeError(f"{path}: --input-size {input_size[0]}x{input_size[1]} is for models without edgedet "
+                                f"metadata; this one was exported at {own[0]}x{own[1]} (export again for another size)")
     try:
         return from_props(props)
     except MetadataError as e:

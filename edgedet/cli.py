@@ -356,7 +356,11 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
                             max_batch=batch,
                             tensorrt=TensorRTOptions(engine_cache_dir=trt_cache, timing_cache_dir=trt_cache)
                             if trt_cache else None)
-    except (ValueError, ProviderError, FileNotFoundError) as e:
+    except ValueError as e:
+        if str(e).startswith(("unknown class", "class id")):
+            raise click.BadParameter(str(e), param_hint="--classes") from None
+        raise _fail(e) from None
+    except (ProviderError, FileNotFoundError) as e:
         raise _fail(e) from None
     click.echo(f"{detector!r}; providers: {', '.join(detector.providers)}", err=True)
     total = len(src.images) if src.kind == "images" else (max_frames or 0)

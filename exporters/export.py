@@ -207,7 +207,10 @@ def export_model(
 
     wrapper = wrap_for_export(model, output_format)
     output_names = ["nms_boxes", "nms_scores"] if output_format == "nms" else ["output"]
-    graph = torch_to_onnx(wrapper, size, output_names, batch=batch, opset=opset)
+    try:
+        graph = torch_to_onnx(wrapper, size, output_names, batch=batch, opset=opset)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     report = None
     if simplify:
         graph, report = simplify_graph(graph)

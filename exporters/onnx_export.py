@@ -61,8 +61,10 @@ def torch_to_onnx(
 
     The input is named ``images``.
     """
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} is not supported: the exporter emits opset {MIN_OPSET} or newer")
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET} to {newest} (the newest this onnx "
+                         f"{onnx.__version__} knows)")
     if example is None:
         n = 2 if batch is None else batch
         example = torch.rand(n, 3, *input_size, generator=torch.Generator().manual_seed(0)) * 255
@@ -85,6 +87,9 @@ def torch_to_onnx(
             report=False,
         )
     model = program.model_proto
+    got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if got != opset:  # the exporter falls back to its own opset when conversion fails, with only a warning
+        raise ValueError(f"opset {opset} was asked for but the exporter produced opset {got}; use opset {got}")
     if batch is None:  # name the symbolic batch axis of every output alike
         for value in list(model.graph.input) + list(model.graph.output):
             dim = value.type.tensor_type.shape.dim[0]

@@ -85,6 +85,11 @@ class Detector:
             except ValueError as e:
                 raise ValueError(f"{self.model_path}: {e}") from None
         self.metadata = metadata
+        dims = self.session.get_inputs()[0].shape
+        graph_hw = tuple(dims[2:4]) if len(dims) == 4 else None
+        if graph_hw and all(isinstance(d, int) for d in graph_hw) and graph_hw != tuple(metadata.input_size):
+            raise ValueError(f"{self.model_path}: the metadata says input {metadata.input_size[0]}x"
+                             f"{metadata.input_size[1]} but the graph takes {graph_hw[0]}x{graph_hw[1]}")
         self.conf, self.iou, self.max_det, self.class_agnostic = conf, iou, max_det, class_agnostic
         self.classes = self._class_filter(classes)
         self.input_name = self.session.get_inputs()[0].name

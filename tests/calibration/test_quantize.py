@@ -325,3 +325,8 @@ def test_also_fp16_sits_beside_int8_in_one_report(exported, calib_data, tmp_path
     meta = read_metadata(onnx.load(str(fp16)), fp16)
     assert meta.precision == "fp16"
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(fp16)).graph.initializer)
+
+
+def test_input_size_is_refused_on_an_edgedet_model_of_another_size(exported, calib_data, tmp_path):
+    with pytest.raises(QuantizeError, match="--input-size 320x320 is for models without edgedet metadata"):
+        quantize_model(exported["decoded"], calib_data, tmp_path / "x.onnx", num_images=2, input_size=(320, 320))

@@ -59,3 +59,10 @@ def test_eval_of_an_onnx_model_refuses_pth_only_options(tmp_path):
     result = CliRunner().invoke(cli, ["eval", str(model), "--data", str(tmp_path / "data"), "--input-size", "320"])
     assert result.exit_code == 2
     assert "--input-size and -m/--model are for a .pth checkpoint" in result.output
+
+
+def test_an_opset_the_exporter_cannot_make_is_refused(tmp_path):
+    result = CliRunner().invoke(cli, ["export", "-m", "yolox-nano", "--opset", "99", "--input-size", "64",
+                                      "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 1 and "opset 99 is not supported: use 18 to" in result.output
+    assert not (tmp_path / "x.onnx").exists()

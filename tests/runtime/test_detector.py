@@ -189,3 +189,17 @@ def test_detector_is_importable_from_the_package_root():
     import edgedet
 
     assert edgedet.Detector is Detector and edgedet.Detections is Detections
+
+
+def test_metadata_input_size_must_match_the_graph(tmp_path, exported):
+    import json
+
+    model = onnx.load(str(exported["decoded"]))
+    for prop in model.metadata_props:
+        if prop.key == "edgedet.input_size":
+            size = json.loads(prop.value)
+            prop.value = json.dumps([size[0] + 32, size[1]])
+    liar = tmp_path / "liar.onnx"
+    onnx.save(model, str(liar))
+    with pytest.raises(ValueError, match=r"liar\.onnx: the metadata says input \d+x\d+ but the graph takes"):
+        Detector(liar)

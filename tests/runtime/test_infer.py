@@ -203,3 +203,9 @@ def test_folder_mode_names_what_it_cannot_read_and_skips_its_own_output(tmp_path
     assert "dangling.jpg: dangling or looping symbolic link" in result.output
     assert "loop1.jpg: dangling or looping symbolic link" in result.output
     assert sorted(p.name for p in (out / "images").iterdir()) == ["a.jpg", "b.gif.jpg"]
+
+
+def test_an_unknown_class_filter_is_a_usage_error(tmp_path, folder, exported):
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(folder), "--classes", "unicorn",
+                                      "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "Invalid value for --classes: unknown class 'unicorn'" in result.output
