@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnx
 
-from edgedet.runtime.fileio import atomic_write_bytes
+from edgedet.runtime.fileio import atomic_write_bytes, check_writable
 from edgedet.runtime.metadata import PREFIX, MetadataError, ModelMetadata, from_props, to_props
 
 from edgedet.exporters.graph import set_metadata
@@ -418,6 +418,10 @@ def quantize_model(
         raise QuantizeError(f"{model_path}: no such model file")
     if not output.parent.is_dir():
         raise QuantizeError(f"{output}: folder {output.parent} does not exist")
+    try:
+        check_writable(output.parent)
+    except OSError as e:
+        raise QuantizeError(str(e)) from None
     model = load_onnx(model_path)
     meta = read_metadata(model, model_path, input_size)
     if meta.precision == "int8" or _count_qdq(model):

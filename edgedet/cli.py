@@ -383,6 +383,8 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
         except ValueError as e:
             raise _fail(e) from None
     _print_summary(summary)
+    if summary.fatal:
+        raise click.ClickException(summary.fatal)
     if summary.failures:
         sys.exit(1)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from edgedet.data.synth import render_sample
 from edgedet.models import build_model, fuse_model, get_spec, load_checkpoint, read_checkpoint
 from edgedet.models.checkpoint import num_classes_of
 from edgedet.models.flops import count_cost
-from edgedet.runtime.fileio import atomic_write_bytes
+from edgedet.runtime.fileio import atomic_write_bytes, check_writable
 from edgedet.runtime.letterbox import preprocess
 from edgedet.runtime.metadata import OUTPUT_FORMATS, ModelMetadata, NmsSettings, to_props
 
@@ -110,8 +109,10 @@ def _check_output_path(output: Path) -> None:
         raise ExportError(f"{output}: is a folder; give a file name ending in .onnx")
     if not parent.is_dir():
         raise ExportError(f"{output}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ExportError(f"{output}: folder {parent} is not writable")
+    try:
+        check_writable(parent)  # os.access says yes to root on read-only mounts and /proc
+    except OSError as e:
+        raise ExportError(str(e)) from None
 
 
 def export_model(

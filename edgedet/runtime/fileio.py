@@ -8,7 +8,25 @@ import tempfile
 from pathlib import Path
 from typing import Any, Union
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "check_writable", "json_safe_path"]
+
+
+def check_writable(folder: Union[str, Path]) -> None:
+    """Raise OSError, naming ``folder``, unless a file can be created in it (creating it if
+    needed): checked before long work, so that a run does not fail only at its end."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OSError(f"{folder}: cannot write there ({e.strerror or e})") from None
+
+
+def json_safe_path(path: str) -> str:
+    """A file name for JSON: bytes that are not UTF-8 (kept by Python as lone surrogates, which
+    strict JSON readers reject) become ``\\xNN`` escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> Path:

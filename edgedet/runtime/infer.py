@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from .detector import Detector
-from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable, json_safe_path
 from .sources import Source, read_image
 
 __all__ = ["InferSummary", "infer_images", "infer_video"]
@@ -50,6 +50,7 @@ class InferSummary:
     detections: int = 0
     seconds: float = 0.0
     out_dir: Optional[Path] = None
+    fatal: Optional[str] = None  # why the run stopped early (a write that failed), if it did
 
     @property
     def images_per_second(self) -> float:
@@ -198,7 +199,10 @@ def infer_images(
     reason and the run goes on. On KeyboardInterrupt the outputs so far are finalised
     (valid files, resumable) and the interrupt is re-raised.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_writable(out_dir)
+    except OSError as e:
+        raise ValueError(str(e)) from None
     jsonl = out_dir / "predictions.jsonl"
     settings = run_settings(detector, save_images)
     if resume:
@@ -207,7 +211,7 @@ def infer_images(
     inside = out_dir.resolve()
     # An output folder inside SOURCE must not be read back as input on the next run.
     images = [p for p in source.images if inside not in p.resolve().parents]
-    items = [(i + 1, p, source.relative(p)) for i, p in enumerate(images)]
+    items = [(i + 1, p, json_safe_path(source.relative(p))) for i, p in enumerate(images)]
     names = annotated_names([rel for _, _, rel in items])
     order = [rel for _, _, rel in items]
     records = _load_previous(jsonl) if resume else {}
@@ -242,7 +246,15 @@ def infer_images(
                         if record is None:
                             summary.failures.append((rel, reason))
                             continue
-                        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))  # one write: no torn lines
+                        try:
+                            os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))  # one write: no torn lines
+                        except OSError as e:  # full disk, quota: stop here, keep what is done, report
+                            summary.fatal = f"{jsonl}: cannot write ({e.strerror or e}); stopped after {summary.done} images"
+                            for f in pending:
+                                f.cancel()
+                            pending = set()
+                            queue = iter(())
+                            break
                         records[rel] = record
                         summary.done += 1
                         summary.detections += len(record["detections"])
@@ -257,7 +269,10 @@ def infer_images(
         summary.seconds = time.perf_counter() - start
         position = {rel: i for i, rel in enumerate(order)}
         summary.failures.sort(key=lambda f: position.get(f[0], 0))
-        _finalise(out_dir, records, order, summary)
+        try:
+            _finalise(out_dir, records, order, summary)
+        except OSError as e:  # the run's own report must still reach the caller
+            summary.fatal = (summary.fatal + "; " if summary.fatal else "") + f"could not write the outputs ({e})"
     return summary
 
 

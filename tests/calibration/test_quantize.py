@@ -330,3 +330,8 @@ def test_also_fp16_sits_beside_int8_in_one_report(exported, calib_data, tmp_path
 def test_input_size_is_refused_on_an_edgedet_model_of_another_size(exported, calib_data, tmp_path):
     with pytest.raises(QuantizeError, match="--input-size 320x320 is for models without edgedet metadata"):
         quantize_model(exported["decoded"], calib_data, tmp_path / "x.onnx", num_images=2, input_size=(320, 320))
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_first(exported, calib_data):
+    with pytest.raises(QuantizeError, match="/proc: cannot write there"):
+        quantize_model(exported["decoded"], calib_data, "/proc/x-int8.onnx", num_images=2)

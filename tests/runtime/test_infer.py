@@ -209,3 +209,39 @@ def test_an_unknown_class_filter_is_a_usage_error(tmp_path, folder, exported):
     result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(folder), "--classes", "unicorn",
                                       "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "Invalid value for --classes: unknown class 'unicorn'" in result.output
+
+
+def test_a_full_disk_stops_the_run_with_its_report(tmp_path, folder, exported, monkeypatch):
+    import errno
+
+    import edgedet.runtime.infer as infer_module
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(infer_module.os, "write", no_space)
+    monkeypatch.setattr(infer_module, "atomic_write_text", no_space)
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(folder), "-o", str(tmp_path / "o"),
+                                      "--no-save-images"])
+    assert result.exit_code == 1
+    assert "0 images done" in result.output  # the summary is still printed, then the reason it stopped
+    assert "predictions.jsonl: cannot write (No space left on device); stopped after 0 images" in result.output
+    assert "could not write the outputs" in result.output
+
+
+def test_output_folder_that_cannot_be_written_is_refused_first(tmp_path, folder, exported):
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(folder), "-o", "/proc/edgedet-out"])
+    assert result.exit_code == 1 and "/proc/edgedet-out: cannot write there" in result.output
+
+
+def test_non_utf8_file_names_are_valid_json(tmp_path, exported, sample_images):
+    src = tmp_path / "src"
+    src.mkdir()
+    ok, data = cv2.imencode(".jpg", sample_images[0])
+    (src / os.fsdecode(b"caf\xe9.jpg")).write_bytes(data.tobytes())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    raw = (out / "predictions.jsonl").read_bytes()
+    assert json.loads(raw.decode("utf-8"))["path"] == "caf\\xe9.jpg"
+    assert "\\udc" not in raw.decode("utf-8")
