@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def test_video_loop(exported, sample_images, tmp_path):
 @pytest.fixture
 def service(exported):
     proc = subprocess.Popen([sys.executable, "examples/http_service.py", str(exported["decoded"]), "--port", "0",
-                             "--max-bytes", "200000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--max-bytes", "200000", "--read-timeout", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert line.startswith("listening on http://127.0.0.1:"), proc.stderr.read()
@@ -76,3 +77,26 @@ def test_http_service_good_and_bad_requests(service, sample_images):
 
 def payload_of(port, body):
     return _request(port, "POST", "/detect", body)[1]["detections"]
+
+
+def test_http_service_answers_a_burst_and_refuses_huge_or_stalled_requests(service, sample_images):
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    good = cv2.imencode(".jpg", sample_images[0])[1].tobytes()
+    with ThreadPoolExecutor(max_workers=50) as pool:  # 50 concurrent connections, loopback only
+        statuses = list(pool.map(lambda _: _request(service, "POST", "/detect", good)[0], range(50)))
+    assert statuses == [200] * 50
+
+    # 10000 x 10000 decodes to 300 MB; its PNG is about 100 KB, with the size in its header.
+    huge = cv2.imencode(".png", np.zeros((10000, 10000), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
+    assert len(huge) < 200_000
+    status, payload = _request(service, "POST", "/detect", huge)
+    assert status == 400 and "more than 40000000 pixels" in payload["error"]
+
+    # A client that announces a body and stalls gets 408 after the read timeout (2 s in the fixture).
+    with socket.create_connection(("127.0.0.1", service), timeout=30) as raw:
+        raw.sendall(b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial")
+        answer = raw.recv(4096).decode()
+    assert answer.startswith("HTTP/1.0 408") or answer.startswith("HTTP/1.1 408")
+    assert _request(service, "GET", "/health")[0] == 200
