@@ -245,3 +245,33 @@ def test_non_utf8_file_names_are_valid_json(tmp_path, exported, sample_images):
     raw = (out / "predictions.jsonl").read_bytes()
     assert json.loads(raw.decode("utf-8"))["path"] == "caf\\xe9.jpg"
     assert "\\udc" not in raw.decode("utf-8")
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_the_run_resumes(tmp_path, exported, sample_images):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(300):
+        cv2.imwrite(str(src / f"{i:03d}.jpg"), sample_images[i % len(sample_images)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from edgedet.cli import main; main()", "infer", str(exported["decoded"]), str(src),
+           "-o", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / "predictions.jsonl").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    done = len((out / "predictions.jsonl").read_text().splitlines())
+    assert 0 < done < 300
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{done} already done before" in resumed.stdout
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 300
