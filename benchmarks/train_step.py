@@ -45,12 +45,53 @@ def augmented_dataset(data: Path, model_name: str, size: int):
     return dataset
 
 
-def time_training_step(model_name: str, batch: int, size: int, data: Path, steps: int, warmup: int) -> Dict:
+OFFICIAL = "official yolox 0.3.0"
+
+
+def official_model(spec, num_classes: int, state_dict):
+    """The official YOLOX 0.3.0 model (``pip install --no-build-isolation yolox==0.3.0``), built from
+    that package and given ``state_dict`` (same key names as edgedet's: loaded with strict=True).
+    Its ``yolox.utils`` imports torchvision for NMS, which training never calls: a stand-in module
+    is put in its place when torchvision is not installed (it is not a dependency of edgedet)."""
+    import importlib.util
+    import types
+
+    import torch
+
+    if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
+        stub = types.ModuleType("torchvision")
+        stub.ops = types.SimpleNamespace(nms=None, batched_nms=None)
+        sys.modules.setdefault("torchvision", stub)
+    from yolox.models import YOLOX, YOLOPAFPN, YOLOXHead
+
+    backbone = YOLOPAFPN(spec.depth, spec.width, in_channels=list(spec.in_channels), depthwise=spec.depthwise,
+                         act=spec.act)
+    head = YOLOXHead(num_classes, spec.width, in_channels=list(spec.in_channels), depthwise=spec.depthwise, act=spec.act)
+    model = YOLOX(backbone, head)
+    for m in model.modules():  # the official exp's init: BN eps 1e-3, momentum 0.03
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eps, m.momentum = 1e-3, 0.03
+    model.load_state_dict(state_dict, strict=True)
+    return model.train()
+
+
+def official_step(model, optimizer, images, targets) -> float:
+    """The official training step: the model returns its loss dict in train mode (its SimOTA and
+    losses), then backward and SGD, fp32 NCHW (its AMP is CUDA-only)."""
+    loss = model(images, targets)["total_loss"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def time_training_step(model_name: str, batch: int, size: int, data: Path, steps: int, warmup: int,
+                       official: bool = False) -> Dict:
     import torch
 
     from edgedet.models import build_model, get_spec
     from edgedet.train.schedule import build_optimizer
-    from edgedet.train.trainer import train_step
+    from edgedet.train.trainer import resolve_precision, train_step
 
     spec = get_spec(model_name)
     dataset = augmented_dataset(data, spec.name, size)
@@ -65,20 +106,31 @@ def time_training_step(model_name: str, batch: int, size: int, data: Path, steps
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         runs[label] = (model, build_optimizer(model, lr=1e-4), precision, channels_last)
+    if official:
+        model = official_model(spec, coco.num_classes, copy.deepcopy(base.state_dict()))
+        runs[OFFICIAL] = (model, build_optimizer(model, lr=1e-4), None, False)
     seconds: Dict[str, List[float]] = {label: [] for label in runs}
+    first_loss: Dict[str, float] = {}
     for step in range(warmup + steps):  # interleaved: A B C A B C ...
         for label, (model, optimizer, precision, channels_last) in runs.items():
             start = time.perf_counter()
-            train_step(model, optimizer, images, targets, spec.strides, precision=precision,
-                       channels_last=channels_last)
+            if label == OFFICIAL:
+                loss = official_step(model, optimizer, images, targets)
+            else:
+                loss = float(train_step(model, optimizer, images, targets, spec.strides, precision=precision,
+                                        channels_last=channels_last).total.detach())
             if step >= warmup:
                 seconds[label].append(time.perf_counter() - start)
-    result = {"model": spec.name, "batch": batch, "input_size": size, "steps": steps}
-    fp32 = statistics.median(seconds["fp32"])
+            first_loss.setdefault(label, round(loss, 4))
+    auto = "bf16+channels-last" if resolve_precision("auto", torch.device("cpu")) == "bf16" else "fp32"
+    result = {"model": spec.name, "batch": batch, "input_size": size, "steps": steps, "auto": auto,
+              "loss_at_step_0": first_loss}
+    reference = OFFICIAL if official else "fp32"
+    base_median = statistics.median(seconds[reference])
     for label, times in seconds.items():
         median = statistics.median(times)
         result[label] = {"s_per_step": round(median, 4), "images_per_s": round(batch / median, 2),
-                         "speedup_vs_fp32": round(fp32 / median, 2)}
+                         f"speedup_vs_{'official' if official else 'fp32'}": round(base_median / median, 2)}
     return result
 
 
@@ -192,6 +244,9 @@ def main() -> None:
     parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--png", type=Path, default=Path("train_loss_bf16.png"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--official", action="store_true",
+                        help="also time the official YOLOX 0.3.0 step (pip install --no-build-isolation yolox==0.3.0) "
+                             "on the same weights and batch, and give every ratio against it")
     args = parser.parse_args()
 
     import torch
@@ -207,7 +262,7 @@ def main() -> None:
         data = args.data or write_synth_dataset(work / "synth", {"train": 64, "val": 4}, seed=0)
         report = {"threads": args.threads, "cases": []}
         for case in filter(None, args.cases.split(",")):
-            result = time_training_step(*parse_case(case), data, args.steps, args.warmup)
+            result = time_training_step(*parse_case(case), data, args.steps, args.warmup, official=args.official)
             report["cases"].append(result)
             print(json.dumps(result), flush=True)
         for workers in args.loader_workers:
