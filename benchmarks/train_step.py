@@ -169,6 +169,7 @@ def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: flo
                           epochs=-(-steps // per_epoch), batch=batch, input_size=(size, size), workers=1,
                           eval_interval=10_000, eval_limit=2, no_aug_epochs=0, warmup_epochs=1,
                           basic_lr_per_img=lr_per_image, precision=precision, channels_last=channels_last,
+                          allow_emulated_bf16=True,  # the loss study runs bf16 on any CPU
                           iters_per_epoch=per_epoch, threads=None, seed=seed)
         losses: List[float] = []
         start = time.perf_counter()
@@ -255,7 +256,7 @@ def main() -> None:
     from edgedet.train.trainer import resolve_precision
 
     torch.set_num_threads(args.threads)
-    if resolve_precision("bf16", torch.device("cpu")) != "bf16":
+    if resolve_precision("auto", torch.device("cpu")) != "bf16":
         print("note: this CPU has no AVX-512 BF16 or AMX; bf16 autocast is emulated", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="edgedet-train-bench-") as work:
         work = Path(work)

@@ -681,14 +681,21 @@ def data_synth(out, out_option, n_train, n_val, size, seed) -> None:
 @click.option("--lr-per-image", type=click.FloatRange(min=0, min_open=True), default=0.01 / 64, show_default=True,
               help="Learning rate per image of the batch (the official 0.01/64); SGD's lr is this times --batch.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto: bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32.")
+              help="auto: fp16 autocast with a GradScaler on CUDA; on CPUs bf16 autocast with AVX-512 BF16/AMX, "
+                   "else fp32. fp16 on a CPU is refused.")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
+              help="auto: the first CUDA device when there is one, else the CPU. With --devices N or torchrun each "
+                   "process takes its own GPU (NCCL).")
+@click.option("--allow-emulated-bf16", is_flag=True,
+              help="Allow --precision bf16 on a CPU without AVX-512 BF16/AMX (software kernels, slow).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights, sampling and augmentation.")
 @click.option("--multiscale", is_flag=True, help="Every 10 iterations train at a random size in (input/32 +- 5) * 32.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine for DistributedDataParallel (the batch is split between them).")
 def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, resume, eval_interval, eval_limit,
-          no_aug_epochs, warmup_epochs, lr_per_image, precision, seed, multiscale, threads, devices) -> None:
+          no_aug_epochs, warmup_epochs, lr_per_image, precision, device, allow_emulated_bf16, seed, multiscale, threads,
+          devices) -> None:
     """Train YOLOX on a COCO-format dataset with the official recipe.
 
     Mosaic/MixUp/HSV/flip/affine augmentation, SimOTA, SGD with Nesterov, warm cosine
@@ -705,7 +712,8 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
     cfg = TrainConfig(data=data_dir, model=model_name, out=out, epochs=epochs, batch=batch, input_size=input_size,
                       workers=workers, ckpt=_resolve_ckpt(ckpt), resume=resume, eval_interval=eval_interval,
                       eval_limit=eval_limit, no_aug_epochs=no_aug_epochs, warmup_epochs=warmup_epochs,
-                      basic_lr_per_img=lr_per_image, precision=precision, seed=seed, threads=threads, devices=devices,
+                      basic_lr_per_img=lr_per_image, precision=precision, device=device,
+                      allow_emulated_bf16=allow_emulated_bf16, seed=seed, threads=threads, devices=devices,
                       multiscale=multiscale)
 
     # On a terminal: a bar per epoch; in a log (not a TTY): a line every 20 steps.

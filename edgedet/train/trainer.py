@@ -24,7 +24,7 @@ from edgedet.runtime.fileio import atomic_write_bytes
 from .loss import LossParts, yolox_loss
 from .schedule import ModelEMA, YoloxWarmCos, build_optimizer
 
-__all__ = ["TrainConfig", "TrainError", "train", "train_step", "resolve_precision", "strip_checkpoint"]
+__all__ = ["TrainConfig", "TrainError", "train", "train_step", "resolve_device", "resolve_precision", "strip_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    allow_emulated_bf16: bool = False  # bf16 on a CPU without AVX-512 BF16/AMX (slow software kernels)
     channels_last: bool = True
     iters_per_epoch: Optional[int] = None  # cap (short runs and tests)
     threads: Optional[int] = None  # torch intra-op threads
@@ -69,15 +71,60 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 autocast on CPUs with AVX-512 BF16 or AMX, fp16 AMP on CUDA, else fp32."""
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: the first CUDA device when CUDA is available, else the CPU; ``cpu``; ``cuda`` or
+    ``cuda:N``. A device that cannot be used here is a TrainError saying why (never a silent CPU)."""
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise TrainError(f"--device {device}: CUDA is not available here (torch {torch.__version__} is {build}, "
+                             f"and no GPU is visible); use --device cpu")
+        index = int(name.split(":")[1]) if ":" in name and name.split(":")[1].isdigit() else 0
+        if name not in ("cuda", f"cuda:{index}"):
+            raise TrainError(f"--device {device}: use cuda or cuda:N")
+        if index >= torch.cuda.device_count():
+            raise TrainError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (0.."
+                             f"{torch.cuda.device_count() - 1})")
+        return torch.device("cuda", index)
+    raise TrainError(f"--device {device}: use auto, cpu, cuda or cuda:N")
+
+
+def resolve_precision(precision: str, device: torch.device, allow_emulated_bf16: bool = False) -> str:
+    """``auto``: fp16 AMP on CUDA; on CPUs bf16 autocast with AVX-512 BF16 or AMX, else fp32.
+
+    A precision that cannot run well where asked is a TrainError: fp16 on a CPU (no fast fp16
+    kernels there), bf16 on a GPU without bf16 support, bf16 on a CPU without AVX-512 BF16/AMX
+    (software kernels, several times slower than fp32) unless ``allow_emulated_bf16``."""
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise TrainError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "fp16"
-    return "bf16" if _cpu_has_bf16() else "fp32"
+    if precision == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if _cpu_has_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise TrainError("--precision fp16 needs a CUDA device (CPUs have no fast fp16 kernels); use bf16 or fp32")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrainError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bf16; use fp16")
+    if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16() and not allow_emulated_bf16:
+        raise TrainError("--precision bf16: this CPU has no AVX-512 BF16 or AMX, so bf16 would run on emulated "
+                         "kernels, several times slower than fp32; use fp32, or --allow-emulated-bf16 to study it")
+    return precision
+
+
+def _on_cpu(obj):
+    """``obj`` (a state dict, possibly nested) with every tensor moved to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
 
 
 def _save(path: Path, obj: Dict) -> None:
@@ -142,8 +189,10 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig) -> None:
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    backend = "nccl" if resolve_device(cfg.device).type == "cuda" else "gloo"
+    dist.init_process_group(backend, rank=rank, world_size=world)
     try:
         result = train(dataclasses.replace(cfg, devices=1))
         if rank == 0:
@@ -152,33 +201,41 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig) -> None:
         dist.destroy_process_group()
 
 
-def _launch_from_env() -> bool:
-    """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR in the environment)."""
+def _launch_from_env(device: str) -> bool:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR in the environment):
+    NCCL when training on CUDA, gloo on CPUs."""
     import torch.distributed as dist
 
     if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
     dist.init_process_group(backend)
     return True
 
 
 def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor,
                strides: Sequence[int], precision: str = "fp32", channels_last: bool = False,
-               use_l1: bool = False) -> LossParts:
-    """One optimisation step: forward (under bf16 autocast when ``precision`` is ``"bf16"``),
-    SimOTA and the losses in fp32, backward, SGD. The model's weights stay fp32."""
+               use_l1: bool = False, scaler: Optional["torch.amp.GradScaler"] = None) -> LossParts:
+    """One optimisation step: forward under autocast (bf16 or fp16, on the images' device) unless
+    ``precision`` is fp32, SimOTA and the losses in fp32, backward, SGD. The weights stay fp32;
+    with fp16 a ``scaler`` (GradScaler) scales the loss so small gradients do not underflow."""
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    with torch.autocast(images.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         levels = net(images)
     parts = yolox_loss([lv.float() for lv in levels], targets, strides, use_l1=use_l1)
     total = float(parts.total.detach())
     if not math.isfinite(total):
         raise TrainError(f"loss became {total}")
     optimizer.zero_grad(set_to_none=True)
-    parts.total.backward()
-    optimizer.step()
+    if scaler is not None:
+        scaler.scale(parts.total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        parts.total.backward()
+        optimizer.step()
     return parts
 
 
@@ -200,12 +257,16 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
     if cfg.devices > 1:
         if cfg.batch % cfg.devices:
             raise TrainError(f"batch {cfg.batch} must be divisible by --devices {cfg.devices}")
+        first = resolve_device(cfg.device)
+        if first.type == "cuda" and cfg.devices > torch.cuda.device_count():
+            raise TrainError(f"--devices {cfg.devices}: only {torch.cuda.device_count()} CUDA devices here")
+        resolve_precision(cfg.precision, first, cfg.allow_emulated_bf16)  # refuse before spawning
         import torch.multiprocessing as mp
 
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
         mp.spawn(_ddp_worker, args=(cfg.devices, _free_port(), cfg), nprocs=cfg.devices, join=True)
         return json.loads((Path(cfg.out) / "summary.json").read_text())
-    joined = _launch_from_env()
+    joined = _launch_from_env(cfg.device)
     distributed = dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
@@ -236,8 +297,18 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
         raise TrainError(f"input size {size} must be multiples of 32")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = torch.device("cpu")
-    precision = resolve_precision(cfg.precision, device)
+    device = resolve_device(cfg.device)
+    if distributed and device.type == "cuda":  # torchrun or --devices: one GPU per rank
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+    precision = resolve_precision(cfg.precision, device, cfg.allow_emulated_bf16)
+    if main_process:
+        log.info("device %s, precision %s, memory format %s%s", device,
+                 {"bf16": "bf16 autocast", "fp16": "fp16 autocast + GradScaler"}.get(precision, "fp32"),
+                 "channels_last" if cfg.channels_last else "contiguous (NCHW)",
+                 f", {world} processes ({'nccl' if device.type == 'cuda' else 'gloo'})" if distributed else "")
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.seed)
@@ -246,7 +317,8 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
         result = load_checkpoint(model, cfg.ckpt)
         if result.class_predictions_reinitialised:
             log.info("fine-tuning: class predictions re-initialised for %d classes", train_set.num_classes)
-    model.head.predictions_in_fp32 = precision == "bf16"
+    model.head.predictions_in_fp32 = precision in ("bf16", "fp16")
+    model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     lr = cfg.basic_lr_per_img * cfg.batch
@@ -256,7 +328,9 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model)  # broadcasts rank 0's weights, averages gradients
+        # broadcasts rank 0's weights, averages gradients
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     start_epoch, best_ap, history = 0, -1.0, []
     last = out / "last.pth"
     if cfg.resume:
@@ -268,7 +342,9 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
         model.load_state_dict(state["train_model"])
         ema.ema.load_state_dict(state["model"])
         ema.updates = int(state["ema_updates"])
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # moves its buffers to the parameters' device
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch, best_ap = int(state["start_epoch"]), float(state["best_ap"])
         log.info("resumed from %s at epoch %d", last, start_epoch + 1)
 
@@ -300,6 +376,7 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 generator=generator if sampler is None else None, num_workers=cfg.workers,
                 drop_last=True, worker_init_fn=_worker_init if cfg.workers else None,
                 persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+                pin_memory=device.type == "cuda",
                 # Spawned, not forked: a worker forked after evaluation has run OpenCV's and
                 # torch's thread pools can inherit a held lock and hang (seen here at epoch 6).
                 multiprocessing_context="spawn" if cfg.workers else None,
@@ -312,11 +389,13 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 global_it = epoch * iters + it
                 for group in optimizer.param_groups:
                     group["lr"] = schedule(global_it)
+                images = images.to(device, non_blocking=True)
+                targets = targets.to(device, non_blocking=True)
                 if cfg.multiscale:
                     images, targets = multiscale_resize(images, targets, multiscale_size(size, cfg.seed, global_it))
                 try:
                     parts = train_step(net, optimizer, images, targets, spec.strides, precision=precision,
-                                       channels_last=cfg.channels_last, use_l1=not augment)
+                                       channels_last=cfg.channels_last, use_l1=not augment, scaler=scaler)
                 except TrainError as e:
                     raise TrainError(f"{e} at epoch {epoch + 1}, iteration {it + 1}") from None
                 ema.update(model)
@@ -342,7 +421,10 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 if progress:
                     progress({"epoch": epoch + 1, "val": metrics.to_dict()})
             state = {
-                "model": ema.ema.state_dict(), "train_model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                # CPU tensors: a checkpoint trained on a GPU loads on a CPU-only machine as it is
+                "model": _on_cpu(ema.ema.state_dict()), "train_model": _on_cpu(model.state_dict()),
+                "optimizer": _on_cpu(optimizer.state_dict()),
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "start_epoch": epoch + 1, "best_ap": max(best_ap, curr_ap if curr_ap is not None else -1.0),
                 "curr_ap": curr_ap if curr_ap is not None else -1.0, "ema_updates": ema.updates,
                 "model_name": spec.name, "num_classes": train_set.num_classes,

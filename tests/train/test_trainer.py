@@ -224,3 +224,78 @@ def test_warns_when_every_epoch_is_a_no_aug_epoch(tiny_data, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         train(_cfg(tiny_data, tmp_path / "run", epochs=1, no_aug_epochs=1, iters_per_epoch=1))
     assert "the whole run is without mosaic/mixup, at the minimum learning rate" in caplog.text
+
+
+def test_devices_that_cannot_run_here_are_errors(monkeypatch):
+    import edgedet.train.trainer as trainer
+    from edgedet.train.trainer import TrainError, resolve_device, resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(TrainError, match="--device cuda: CUDA is not available here"):
+        resolve_device("cuda")
+    with pytest.raises(TrainError, match="use auto, cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    # A machine with one GPU (only the counts are faked: no tensor goes to it).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == torch.device("cuda", 0) and resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(TrainError, match="--device cuda:1: there are 1 CUDA devices"):
+        resolve_device("cuda:1")
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"
+
+    cpu = torch.device("cpu")
+    with pytest.raises(TrainError, match="--precision fp16 needs a CUDA device"):
+        resolve_precision("fp16", cpu)
+    monkeypatch.setattr(trainer, "_cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32"
+    with pytest.raises(TrainError, match="this CPU has no AVX-512 BF16 or AMX"):
+        resolve_precision("bf16", cpu)
+    assert resolve_precision("bf16", cpu, allow_emulated_bf16=True) == "bf16"
+    monkeypatch.setattr(trainer, "_cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == "bf16"
+
+
+def test_train_cli_refuses_a_missing_gpu_with_one_line(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(cli, ["train", "--data", str(tiny_data), "--device", "cuda", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "Error: --device cuda: CUDA is not available here" in result.output
+    assert not (tmp_path / "last.pth").exists()
+
+
+def test_the_grad_scaler_path_gives_the_plain_step_when_disabled():
+    # What fp16 on CUDA runs (scale, step, update), exercised on the CPU with the scaler disabled.
+    from edgedet.models import build_model
+    from edgedet.train.schedule import build_optimizer
+    from edgedet.train.trainer import train_step
+
+    import copy
+
+    torch.manual_seed(0)
+    a = build_model("yolox-nano", num_classes=3).train()
+    b = copy.deepcopy(a)
+    images = torch.rand(2, 3, 64, 64) * 255
+    targets = torch.tensor([[[0, 20.0, 20.0, 16.0, 12.0]], [[2, 40.0, 30.0, 20.0, 30.0]]])
+    train_step(a, build_optimizer(a, 0.01), images, targets, (8, 16, 32))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    train_step(b, build_optimizer(b, 0.01), images, targets, (8, 16, 32), scaler=scaler)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_the_log_starts_with_device_precision_and_memory_format(tiny_data, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="edgedet"):
+        train(_cfg(tiny_data, tmp_path / "run", epochs=1, iters_per_epoch=1, device="cpu"))
+    first = next(r.getMessage() for r in caplog.records if r.name.startswith("edgedet.train"))
+    assert first == "device cpu, precision fp32, memory format contiguous (NCHW)"
+
+
+def test_state_dicts_are_moved_to_the_cpu_for_saving():
+    from edgedet.train.trainer import _on_cpu
+
+    state = {"model": {"w": torch.ones(2, requires_grad=True)}, "optimizer": {"state": {0: {"buf": torch.zeros(2)}},
+                                                                              "param_groups": [{"lr": 0.1}]}}
+    moved = _on_cpu(state)
+    assert moved["optimizer"]["param_groups"] == [{"lr": 0.1}] and not moved["model"]["w"].requires_grad
+    assert moved["optimizer"]["state"][0]["buf"].device.type == "cpu"
