@@ -41,7 +41,7 @@ def nncf_quantize(fp32: Path, out: Path, feeds: list, preset: str) -> None:
 
     from edgedet.calibration.quantize import read_metadata
     from edgedet.runtime.metadata import to_props
-    from edgedet.exporters.graph import set_metadata
+    from edgedet.onnx_graph import set_metadata
 
     model = onnx.load(str(fp32))
     kwargs = {"preset": nncf.QuantizationPreset.MIXED} if preset == "mixed" else {}

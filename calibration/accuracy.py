@@ -108,13 +108,10 @@ def layer_sensitivity(prepared: Path, ranges: Path, method: str, probe: Sequence
                       progress: Optional[Callable[[int, int], None]] = None) -> List[Tuple[float, List[str]]]:
     """``(output error, unit)`` for every unit of ``prepared`` outside ``skip``, largest error first:
     each unit quantized alone on ``ranges`` and run on the ``probe`` feeds against fp32."""
-    import onnxruntime as ort
+    from edgedet.runtime.providers import cpu_session
 
     model = onnx.load(str(prepared))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    reference = ort.InferenceSession(str(prepared), options, providers=["CPUExecutionProvider"])
+    reference = cpu_session(prepared)
     expected = [reference.run(None, feed)[0] for feed in probe]
     units = quantization_units(model, skip)
     scored = []
@@ -123,7 +120,7 @@ def layer_sensitivity(prepared: Path, ranges: Path, method: str, probe: Sequence
         for i, unit in enumerate(units):
             quantize_qdq(prepared, one, ranges, method, per_channel=per_channel, target=target, op_types=op_types,
                          nodes_to_quantize=unit)
-            session = ort.InferenceSession(str(one), options, providers=["CPUExecutionProvider"])
+            session = cpu_session(one)
             error = np.mean([output_error(session.run(None, feed)[0], ref, output_format)
                              for feed, ref in zip(probe, expected)])
             scored.append((float(error), unit))

@@ -31,7 +31,7 @@ import onnx
 from edgedet.runtime.fileio import atomic_write_bytes, check_writable
 from edgedet.runtime.metadata import PREFIX, MetadataError, ModelMetadata, from_props, to_props
 
-from edgedet.exporters.graph import set_metadata
+from edgedet.onnx_graph import set_metadata
 
 from .calibration_set import CalibrationSet
 
@@ -125,10 +125,10 @@ def plain_model_metadata(model: onnx.ModelProto, path: Path, input_size: Tuple[i
 def auto_exclusions(model: onnx.ModelProto) -> List[str]:
     """The nodes ``--exclude auto`` keeps in float: the head's tail after the last
     prediction convs (per-level concat of box/objectness/class outputs, flatten and level
-    concat, sigmoids, decode), found structurally by ``exporters.graph.tail_nodes``.
+    concat, sigmoids, decode), found structurally by ``edgedet.onnx_graph.tail_nodes``.
     Quantizing that concat per tensor is what collapses YOLOX's accuracy: box coordinates
     in the hundreds and probabilities in 0..1 would share one scale."""
-    from edgedet.exporters.graph import ensure_node_names, tail_nodes
+    from edgedet.onnx_graph import ensure_node_names, tail_nodes
 
     ensure_node_names(model)
     return tail_nodes(model)
@@ -137,7 +137,7 @@ def auto_exclusions(model: onnx.ModelProto) -> List[str]:
 def resolve_exclusions(model: onnx.ModelProto, exclude: Union[str, Sequence[str]]) -> List[str]:
     """Node names to keep in float: ``"auto"``, ``"none"``, or names (comma-separated or a
     list), where the word ``auto`` among them adds the automatic set. Names every node first."""
-    from edgedet.exporters.graph import ensure_node_names
+    from edgedet.onnx_graph import ensure_node_names
 
     ensure_node_names(model)
     items = [e.strip() for e in (exclude.split(",") if isinstance(exclude, str) else exclude) if e.strip()]
@@ -158,13 +158,10 @@ def _count_qdq(model: onnx.ModelProto) -> int:
 def compare_latency(fp32: Union[str, bytes], int8: Union[str, bytes], rounds: int = 20, threads: int = 1,
                     sample: Optional[np.ndarray] = None, fp16: Union[str, bytes, None] = None) -> Dict[str, float]:
     """Median latency (ms) of the models on the CPU provider, same threads, runs interleaved."""
-    import onnxruntime as ort
+    from edgedet.runtime.providers import cpu_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
     models = {"fp32": fp32, "int8": int8, **({"fp16": fp16} if fp16 is not None else {})}
-    sessions = {k: ort.InferenceSession(m, options, providers=["CPUExecutionProvider"]) for k, m in models.items()}
+    sessions = {k: cpu_session(m, threads) for k, m in models.items()}
     inp = sessions["fp32"].get_inputs()[0]
     if sample is None:
         shape = [d if isinstance(d, int) else 1 for d in inp.shape]
@@ -232,16 +229,13 @@ def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = (),
     the extremes over all batches, their means over batches, and for ``channel_tensors`` the
     per-channel (axis 1) means. One pass, one batch in memory at a time; ``progress(done, total)``
     after each batch when ``calib`` has a length."""
-    import onnxruntime as ort
+    from edgedet.runtime.providers import cpu_session
 
     model = onnx.load(str(prepared))
     infos = _float_tensors(model)
     present = {o.name for o in model.graph.output}
     model.graph.output.extend(v for v in infos if v.name not in present)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(model.SerializeToString())
     names = [v.name for v in infos]
     input_name = model.graph.input[0].name
     lows: Dict[str, List[float]] = {n: [] for n in names}
@@ -332,7 +326,7 @@ def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: floa
     ``workdir`` already holds them for this method."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edgedet.exporters.graph import ensure_node_names
+    from edgedet.onnx_graph import ensure_node_names
 
     from .channel_scales import depthwise_sites
 

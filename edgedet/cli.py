@@ -596,7 +596,7 @@ def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir,
     _require("matrix", *EXPORT_NEEDS, "pycocotools", "matplotlib")
     from pathlib import Path
 
-    from .matrix import run_matrix
+    from .workflows.matrix import run_matrix
 
     size_list = [s.strip().replace("yolox-", "") for s in sizes.split(",") if s.strip()]
     ckpts = {}
@@ -786,7 +786,7 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
     if is_onnx and (input_size or model_name):
         raise click.UsageError("--input-size and -m/--model are for a .pth checkpoint; an .onnx model carries its "
                                "own input size and model name (export again for another size)")
-    from .evaluate import EvalError, evaluate_model
+    from .workflows.evaluate_model import EvalError, evaluate_model
 
     try:
         metrics = evaluate_model(_resolve_ckpt(model), data_dir, split=split, model_name=model_name,
@@ -821,7 +821,7 @@ def demo(out) -> None:
     _require("demo", *EXPORT_NEEDS, "pycocotools")
     from pathlib import Path
 
-    from .demo import run_demo
+    from .workflows.demo import run_demo
 
     run_demo(Path(out), echo=click.echo)
 

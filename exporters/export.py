@@ -30,7 +30,7 @@ from edgedet.runtime.letterbox import preprocess
 from edgedet.runtime.metadata import OUTPUT_FORMATS, ModelMetadata, NmsSettings, to_props
 
 from .fp16 import convert_fp16
-from .graph import count_nodes, set_metadata
+from edgedet.onnx_graph import count_nodes, set_metadata
 from .nms import append_nms
 from .onnx_export import DEFAULT_OPSET, torch_to_onnx
 from .parity import FP16_TOLERANCE, FP32_TOLERANCE, ParityError, ParityReport, check_parity

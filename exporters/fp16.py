@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import onnx
 
-from .graph import ensure_node_names, tail_nodes, topological_sort
+from edgedet.onnx_graph import ensure_node_names, tail_nodes, topological_sort
 
 __all__ = ["convert_fp16"]
 

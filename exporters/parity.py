@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Union
 
 import numpy as np
+
+from edgedet.runtime.providers import cpu_session
 import torch
 from torch import nn
 
@@ -58,20 +60,11 @@ def _compare(report: ParityReport, name: str, got: np.ndarray, ref: np.ndarray) 
     report.max_rel[name] = max(report.max_rel.get(name, 0.0), diff / scale if scale > 0 else diff)
 
 
-def _cpu_session(model: Union[str, bytes]):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
 def check_onnx_parity(reference: Union[str, bytes], candidate: Union[str, bytes], images: np.ndarray,
                       tolerance: float, batch: Optional[int]) -> ParityReport:
     """A converted ONNX model (e.g. fp16) against the ONNX model it came from, both on ONNX
     Runtime's CPU provider; decoded [B, N, 5+C] outputs, compared per group as ``check_parity``."""
-    sessions = [_cpu_session(reference), _cpu_session(candidate)]
+    sessions = [cpu_session(reference), cpu_session(candidate)]
     name = sessions[0].get_inputs()[0].name
     step = batch or len(images)
     report = ParityReport(images=0, tolerance=tolerance, reference="reference onnx")
@@ -97,7 +90,7 @@ def check_parity(
     candidates (boxes [B, N, 4], scores [B, C, N]), boxes and scores. ``batch`` is the
     model's fixed batch (None: dynamic, all images in one run).
     """
-    session = _cpu_session(onnx_bytes)
+    session = cpu_session(onnx_bytes)
     step = batch or len(images)
     report = ParityReport(images=0, tolerance=tolerance)
     for start in range(0, len(images) - step + 1, step):

@@ -8,7 +8,7 @@ from typing import Tuple
 
 import onnx
 
-from .graph import count_nodes
+from edgedet.onnx_graph import count_nodes
 
 __all__ = ["SimplifyReport", "simplify"]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from edgedet.demo import run_demo
+from edgedet.workflows.demo import run_demo
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgedet.cli import cli
-from edgedet.matrix import Cell, pareto_front
+from edgedet.workflows.matrix import Cell, pareto_front
 
 
 def test_pareto_front():

@@ -28,6 +28,7 @@ __all__ = [
     "create_session",
     "ProviderProbe",
     "probe_providers",
+    "cpu_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -319,3 +320,15 @@ def probe_providers() -> List[ProviderProbe]:
             lines = str(e).strip().splitlines()
             results.append(ProviderProbe(name, False, lines[0] if lines else type(e).__name__))
     return results
+
+
+def cpu_session(model: Union[str, bytes, Path], threads: int = 1):
+    """A plain ONNX Runtime session on the CPU provider with ``threads`` intra-op threads and only
+    errors logged: what parity checks, calibration and latency comparisons run models on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options,
+                                providers=["CPUExecutionProvider"])

@@ -26,6 +26,12 @@ def test_wheel_holds_only_edgedet_with_its_data(wheel):
     assert "edgedet/exporters/export.py" in names and "edgedet/calibration/quantize.py" in names
     assert "edgedet/assets/demo_yolox_nano.pth" in names and "edgedet/assets/probe.onnx" in names
     assert sum(n.startswith("edgedet/assets/images/") and n.endswith(".jpg") for n in names) >= 1
+    # every package of the source tree is in the wheel (pyproject lists them one by one)
+    for init in [*ROOT.glob("edgedet/**/__init__.py"), ROOT / "exporters" / "__init__.py",
+                 ROOT / "calibration" / "__init__.py"]:
+        relative = init.relative_to(ROOT).as_posix()
+        installed = relative if relative.startswith("edgedet/") else "edgedet/" + relative
+        assert installed in names, f"{relative} is not in the wheel: add its package to pyproject.toml"
 
 
 @pytest.mark.slow

@@ -1,27 +1,20 @@
-"""Small helpers over ONNX graphs: node counts, the head's float-sensitive tail, atomic saves."""
+"""Small helpers over ONNX graphs that export and quantization both use: node counts and names, the
+head's float-sensitive tail, topological order, and writing edgedet's metadata into a model.
+
+It sits below ``edgedet.exporters`` and ``edgedet.calibration`` so that neither reaches into the other."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List
 
 import onnx
 
-from edgedet.runtime.fileio import atomic_write_bytes
-
-__all__ = ["count_nodes", "op_counts", "tail_nodes", "ensure_node_names", "topological_sort", "save_atomic", "set_metadata"]
+__all__ = ["count_nodes", "tail_nodes", "ensure_node_names", "topological_sort", "set_metadata"]
 
 
 def count_nodes(model: onnx.ModelProto) -> int:
     return len(model.graph.node)
-
-
-def op_counts(model: onnx.ModelProto) -> Dict[str, int]:
-    counts: Dict[str, int] = defaultdict(int)
-    for node in model.graph.node:
-        counts[node.op_type] += 1
-    return dict(counts)
 
 
 def tail_nodes(model: onnx.ModelProto, anchor_op: str = "Conv") -> List[str]:
@@ -93,8 +86,3 @@ def set_metadata(model: onnx.ModelProto, props: Dict[str, str]) -> None:
     for key, value in props.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-
-
-def save_atomic(model: onnx.ModelProto, path: Union[str, Path]) -> Path:
-    """Serialize ``model`` to ``path`` atomically (no partial file, ever)."""
-    return atomic_write_bytes(path, model.SerializeToString())

@@ -25,13 +25,13 @@ def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print,
     from edgedet.tables import format_table
     from edgedet.exporters import export_model
 
-    from .data.coco import CocoDetection
-    from .data.synth_dataset import write_synth_dataset
-    from .eval import EVAL_CONF, EVAL_IOU, evaluate_detector
-    from .runtime import Detector
-    from .runtime.bench import benchmark
-    from .runtime.infer import infer_images
-    from .runtime.sources import resolve_source
+    from edgedet.data.coco import CocoDetection
+    from edgedet.data.synth_dataset import write_synth_dataset
+    from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
+    from edgedet.runtime import Detector
+    from edgedet.runtime.bench import benchmark
+    from edgedet.runtime.infer import infer_images
+    from edgedet.runtime.sources import resolve_source
 
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

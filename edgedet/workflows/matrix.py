@@ -57,7 +57,7 @@ def _run_cell(cell: Cell, out: Path, ckpt: Optional[str], input_size, calib, dat
               threads, echo) -> None:
     from edgedet.exporters import export_model
 
-    from .runtime.bench import benchmark
+    from edgedet.runtime.bench import benchmark
 
     name = f"yolox-{cell.size}"
     fp32_path = out / "models" / f"{cell.size}-fp32.onnx"
@@ -78,9 +78,9 @@ def _run_cell(cell: Cell, out: Path, ckpt: Optional[str], input_size, calib, dat
     cell.model = str(path)
     cell.size_mb = path.stat().st_size / 1e6
     if ckpt and data:
-        from .data.coco import CocoDetection
-        from .eval import EVAL_CONF, EVAL_IOU, evaluate_detector
-        from .runtime import Detector
+        from edgedet.data.coco import CocoDetection
+        from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
+        from edgedet.runtime import Detector
 
         m = evaluate_detector(Detector(path, providers=provider, conf=EVAL_CONF, iou=EVAL_IOU),
                               CocoDetection.from_dir(data, "val"), limit=eval_limit)
@@ -135,7 +135,7 @@ def _fmt(v, f):
 
 
 def _write_reports(out: Path, cells: List[Cell], budget_ms: Optional[float], echo) -> None:
-    from .tables import format_table
+    from edgedet.tables import format_table
 
     header = ("size", "precision", "AP", "AP50", "p50 ms", "p90 ms", "img/s", "MB", "parity", "status")
     rows = []
