@@ -104,5 +104,24 @@ def test_a_broken_onnx_file_is_one_line_in_every_command(tmp_path):
         assert result.returncode == 1, (args, result.stderr)
         assert len(lines) == 1 and lines[0].startswith("Error: ") and "broken.onnx" in lines[0], (args, lines)
         assert "not a usable ONNX model" in lines[0] or "not an ONNX model" in lines[0]
-    verbose = _edgedet("-v", "eval", str(broken), "--data", str(tmp_path / "data"))
-    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_the_error_boundary_turns_the_unexpected_into_one_line(monkeypatch, capsys):
+    import sys
+
+    import pytest
+
+    import edgedet.cli as cli_module
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("something nobody foresaw\nsecond line")
+
+    monkeypatch.setattr(cli_module.cli, "main", boom)
+    monkeypatch.setattr(sys, "argv", ["edgedet", "info"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == ("Error: something nobody foresaw (RuntimeError; -v shows the traceback)\n")
+    monkeypatch.setattr(sys, "argv", ["edgedet", "-v", "info"])
+    with pytest.raises(RuntimeError, match="something nobody foresaw"):  # -v: the traceback
+        cli_module.main()

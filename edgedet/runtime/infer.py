@@ -24,6 +24,8 @@ import concurrent.futures
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,39 +233,18 @@ def infer_images(
     workers = workers or min(os.cpu_count() or 1, 4)
     start = time.perf_counter()
     fd = os.open(jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    previous_handler = None
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            pending = set()
-            queue = iter(chunks)
-            for chunk in queue:  # keep a bounded number of chunks in flight
-                pending.add(pool.submit(_process_chunk, detector, chunk, out_dir, save_images, names))
-                if len(pending) >= 2 * workers:
-                    break
-            while pending:
-                finished, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in finished:
-                    for image_id, rel, record, reason in future.result():
-                        if record is None:
-                            summary.failures.append((rel, reason))
-                            continue
-                        try:
-                            os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))  # one write: no torn lines
-                        except OSError as e:  # full disk, quota: stop here, keep what is done, report
-                            summary.fatal = f"{jsonl}: cannot write ({e.strerror or e}); stopped after {summary.done} images"
-                            for f in pending:
-                                f.cancel()
-                            pending = set()
-                            queue = iter(())
-                            break
-                        records[rel] = record
-                        summary.done += 1
-                        summary.detections += len(record["detections"])
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(_process_chunk, detector, nxt, out_dir, save_images, names))
-                summary.seconds = time.perf_counter() - start
-                if progress:
-                    progress(summary.done, len(summary.failures), summary.images_per_second)
+            try:
+                _run_chunks(pool, detector, chunks, out_dir, save_images, names, workers, fd, jsonl, records,
+                            summary, start, progress)
+            except KeyboardInterrupt:
+                # Finish cleanly: drop queued work, let running chunks end, then finalise. A second
+                # Ctrl-C while the workers' ONNX Runtime calls end used to abort the interpreter (134).
+                previous_handler = _ignore_sigint()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         os.close(fd)
         summary.seconds = time.perf_counter() - start
@@ -273,7 +254,52 @@ def infer_images(
             _finalise(out_dir, records, order, summary)
         except OSError as e:  # the run's own report must still reach the caller
             summary.fatal = (summary.fatal + "; " if summary.fatal else "") + f"could not write the outputs ({e})"
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     return summary
+
+
+def _ignore_sigint():
+    """Ignore further SIGINTs (main thread only); returns the handler to restore, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_chunks(pool, detector, chunks, out_dir, save_images, names, workers, fd, jsonl, records, summary, start,
+                progress) -> None:
+    """Keep a bounded number of chunks in flight, append each finished image to ``jsonl`` (``fd``)."""
+    pending = set()
+    queue = iter(chunks)
+    for chunk in queue:  # keep a bounded number of chunks in flight
+        pending.add(pool.submit(_process_chunk, detector, chunk, out_dir, save_images, names))
+        if len(pending) >= 2 * workers:
+            break
+    while pending:
+        finished, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in finished:
+            for image_id, rel, record, reason in future.result():
+                if record is None:
+                    summary.failures.append((rel, reason))
+                    continue
+                try:
+                    os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))  # one write: no torn lines
+                except OSError as e:  # full disk, quota: stop here, keep what is done, report
+                    summary.fatal = f"{jsonl}: cannot write ({e.strerror or e}); stopped after {summary.done} images"
+                    for f in pending:
+                        f.cancel()
+                    pending = set()
+                    queue = iter(())
+                    break
+                records[rel] = record
+                summary.done += 1
+                summary.detections += len(record["detections"])
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.add(pool.submit(_process_chunk, detector, nxt, out_dir, save_images, names))
+        summary.seconds = time.perf_counter() - start
+        if progress:
+            progress(summary.done, len(summary.failures), summary.images_per_second)
 
 
 def infer_video(
