@@ -154,3 +154,21 @@ def test_eval_goes_past_an_unreadable_image_and_refuses_other_class_counts(tmp_p
     torch.save(state, three)
     result = runner.invoke(cli, ["eval", str(three), "--data", str(data_dir), "--input-size", "128"])
     assert result.exit_code == 1 and "three.pth predicts 3 classes" in result.output and "has 6" in result.output
+
+
+def test_eval_of_an_onnx_model_without_metadata_is_one_line(tmp_path):
+    import onnx
+    from click.testing import CliRunner
+
+    from edgedet.cli import cli
+    from edgedet.exporters import export_model
+
+    data_dir = tmp_path / "synth"
+    write_synth_dataset(data_dir, {"val": 2}, size=(64, 64), seed=2)
+    path = tmp_path / "bare.onnx"
+    export_model("yolox-nano", path, num_classes=6, input_size=(64, 64), simplify=False, echo=lambda _m: None)
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+    result = CliRunner().invoke(cli, ["eval", str(path), "--data", str(data_dir)])
+    assert result.exit_code == 1 and "bare.onnx: metadata key edgedet.format_version is missing" in result.output

@@ -277,3 +277,27 @@ def test_ctrl_c_twice_exits_130_and_the_run_resumes(tmp_path, exported, sample_i
     assert resumed.returncode == 0, resumed.stderr
     assert f"{done} already done before" in resumed.stdout
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 300
+
+
+def test_an_unreadable_subfolder_is_named(tmp_path, monkeypatch, sample_images):
+    # As root every folder is readable, so the listing error os.walk reports is simulated.
+    import edgedet.runtime.sources as sources
+
+    src = tmp_path / "src"
+    (src / "locked").mkdir(parents=True)
+    cv2.imwrite(str(src / "a.jpg"), sample_images[0])
+    real_walk = os.walk
+
+    def walk(root, onerror=None, **kw):
+        for folder, dirs, files in real_walk(root, onerror=onerror, **kw):
+            if "locked" in dirs:
+                dirs.remove("locked")
+                onerror(PermissionError(13, "Permission denied", str(Path(folder) / "locked")))
+            yield folder, dirs, files
+
+    from pathlib import Path
+
+    monkeypatch.setattr(sources.os, "walk", walk)
+    source = resolve_source(str(src))
+    assert [p.name for p in source.images] == ["a.jpg"]
+    assert source.unreadable == [("locked", "cannot list folder (Permission denied)")]
