@@ -105,6 +105,7 @@ def evaluate_torch(model, dataset: CocoDetection, input_size, limit: Optional[in
     post-processed by the runtime's selection (the same code the ONNX path uses)."""
     import torch
 
+    from edgedet.runtime.detections import coco_result
     from edgedet.runtime.letterbox import preprocess
     from edgedet.runtime.postprocess import scale_boxes, select_detections
 
@@ -135,10 +136,7 @@ def evaluate_torch(model, dataset: CocoDetection, input_size, limit: Optional[in
             for j, i in enumerate(idx):
                 boxes, scores, classes = select_detections(out[j], conf, iou, EVAL_MAX_DET)
                 boxes = scale_boxes(boxes, ratios[j], shapes[j])
-                for b, s, c in zip(boxes, scores, classes):
-                    results.append({"image_id": dataset.image_id(i), "category_id": int(c),
-                                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-                                    "score": float(s)})
+                results.extend(coco_result(dataset.image_id(i), b, s, c) for b, s, c in zip(boxes, scores, classes))
                 ids.append(dataset.image_id(i))
                 if progress:
                     progress(1)

@@ -8,7 +8,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-__all__ = ["Detections"]
+__all__ = ["Detections", "coco_result"]
+
+
+def coco_result(image_id: Any, box: Sequence[float], score: float, category_id: int) -> Dict[str, Any]:
+    """One COCO results entry from an x1 y1 x2 y2 box: bbox [x, y, w, h] in pixels (2 decimals),
+    the score to 5 decimals. The one formatter of COCO results (Detections, infer, eval)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return {"image_id": image_id, "category_id": int(category_id),
+            "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)], "score": round(float(score), 5)}
 
 
 def _colour(class_id: int) -> Tuple[int, int, int]:
@@ -55,14 +63,8 @@ class Detections:
     def to_coco(self, image_id: Any, category_ids: Optional[Sequence[int]] = None) -> List[Dict[str, Any]]:
         """COCO results entries: bbox [x, y, w, h]; ``category_ids[class_id]`` maps the
         contiguous class index to a COCO category id (identity by default)."""
-        out = []
-        for box, score, cid in zip(self.boxes, self.scores, self.class_ids):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            category = int(category_ids[int(cid)]) if category_ids is not None else int(cid)
-            out.append({"image_id": image_id, "category_id": category,
-                        "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                        "score": round(float(score), 5)})
-        return out
+        return [coco_result(image_id, box, score, category_ids[int(cid)] if category_ids is not None else cid)
+                for box, score, cid in zip(self.boxes, self.scores, self.class_ids)]
 
     def draw(self, image: np.ndarray, thickness: int = 2, show_scores: bool = True) -> np.ndarray:
         """A copy of ``image`` (BGR) with the boxes and labels drawn."""

@@ -34,6 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .detections import coco_result
 from .detector import Detector
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable, json_safe_path
 from .sources import Source, read_image
@@ -174,12 +175,8 @@ def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_d
 def _finalise(out_dir: Path, records: Dict[str, Dict], order: List[str], summary: InferSummary) -> None:
     ordered = [records[rel] for rel in order if rel in records]
     atomic_write_text(out_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in ordered))
-    coco = []
-    for rec in ordered:
-        for d in rec["detections"]:
-            x1, y1, x2, y2 = d["box"]
-            coco.append({"image_id": rec["image_id"], "category_id": d["class_id"],
-                         "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)], "score": d["score"]})
+    coco = [coco_result(rec["image_id"], d["box"], d["score"], d["class_id"])
+            for rec in ordered for d in rec["detections"]]
     atomic_write_json(out_dir / "coco_results.json", coco, indent=None)
     atomic_write_json(out_dir / "summary.json", summary.to_dict())
 
