@@ -322,8 +322,14 @@ def _print_summary(summary) -> None:
 @click.option("--save-images/--no-save-images", default=True, show_default=True, help="Write annotated images (or video).")
 @click.option("--resume", is_flag=True, help="Keep what an earlier run in --out finished and do the rest.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video/camera: stop after N frames.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: parallel pipelines on this machine; ray: a pool of Ray actors (edgedet[ray]), same outputs.")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="With --engine ray: the cluster to join (auto, or HOST:PORT); default: a local Ray on this machine.")
+@click.option("--actors", type=click.IntRange(min=1), default=None,
+              help="With --engine ray: detector actors (default: one per CPU, or per GPU with cuda/tensorrt).")
 def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provider, strict, trt_cache, batch, threads,
-          workers, save_images, resume, max_frames) -> None:
+          workers, save_images, resume, max_frames, engine, ray_address, actors) -> None:
     """Detect objects in an image, a folder, a glob, a video or a camera.
 
     SOURCE is an image file, a folder (searched recursively), a quoted glob such as
@@ -374,7 +380,10 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
             state["seen"] = seen
 
         try:
-            if src.kind == "images":
+            if engine == "ray":
+                summary = _infer_ray(model, src, Path(out), detector, save_images, resume, ray_address, actors,
+                                     threads, progress)
+            elif src.kind == "images":
                 summary = infer_images(detector, src, Path(out), save_images=save_images, resume=resume,
                                        workers=workers, batch=batch, progress=progress)
             else:
@@ -387,6 +396,23 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
         raise click.ClickException(summary.fatal)
     if summary.failures:
         sys.exit(1)
+
+
+def _infer_ray(model, src, out, detector, save_images, resume, ray_address, actors, threads, progress):
+    from .workflows.ray_infer import RayUnavailable, infer_ray
+
+    if src.kind != "images":
+        raise click.UsageError("--engine ray takes images (a folder, a glob or a file); videos and cameras run locally")
+    gpu = detector.session_info.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+    options = {"providers": detector.session_info.requested, "conf": detector.conf, "iou": detector.iou,
+               "max_det": detector.max_det, "class_agnostic": detector.class_agnostic, "classes": detector.classes,
+               "threads": threads or 1}
+    try:
+        return infer_ray(model, src, out, detector_options=options, save_images=save_images, resume=resume,
+                         ray_address=ray_address, actors=actors, cpus_per_actor=0 if gpu else (threads or 1),
+                         gpus_per_actor=1 if gpu else 0, progress=progress)
+    except RayUnavailable as e:
+        raise MissingDependencyError(str(e)) from None
 
 
 @cli.command()

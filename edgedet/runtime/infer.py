@@ -123,9 +123,11 @@ def run_settings(detector: Detector, save_images: bool) -> Dict:
             "classes": list(detector.classes) if detector.classes is not None else None, "save_images": save_images}
 
 
-def _check_resume(out_dir: Path, settings: Dict) -> None:
+def _check_resume(out_dir: Path, settings: Dict, earlier_run: Optional[Path] = None) -> None:
+    """Refuse to resume a run made with other ``settings``; ``earlier_run`` is what shows there
+    was one (default: its predictions.jsonl)."""
     manifest = out_dir / RUN_MANIFEST
-    if not (out_dir / "predictions.jsonl").exists():
+    if not (earlier_run or out_dir / "predictions.jsonl").exists():
         return
     try:
         earlier = json.loads(manifest.read_text(encoding="utf-8"))
