@@ -109,3 +109,16 @@ def test_info_without_the_toolkit_shows_the_zoo_and_the_providers():
     assert "yolox-nano   0.33   0.25        yes  416x416     912,159    1.08         1.05" in result.stdout
     assert "from the zoo table (torch is not installed)" in result.stdout
     assert any(line.split()[:2] == ["CPUExecutionProvider", "yes"] for line in result.stdout.splitlines())
+
+
+def test_ray_engine_without_ray_is_one_line(exported, tmp_path):
+    blocker = BLOCK_TORCH.replace('name == "torch" or name.startswith("torch.")',
+                                  'name.split(".")[0] in ("torch", "ray")')
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), cv2.imread(str(ROOT / "edgedet" / "assets" / "images" / "shapes_0.jpg")))
+    result = subprocess.run([sys.executable, "-c", blocker + CLI_WITHOUT_TORCH, "infer", str(exported["decoded"]),
+                             str(folder), "--engine", "ray", "-o", str(tmp_path / "o")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == 'Error: --engine ray needs Ray: pip install "edgedet[ray]"'
