@@ -40,6 +40,25 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+LIST_EXTENSIONS = {".txt", ".lst"}
+
+
+def _image_list(listing: Path) -> Source:
+    """A text file with one image path per line (relative paths are taken from the file's folder;
+    blank lines and lines starting with # are skipped). Missing files become failures of the run."""
+    try:
+        lines = listing.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{listing}: cannot read the list of images ({e})") from None
+    entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not entries:
+        raise ValueError(f"{listing}: the list names no images")
+    paths = [p if p.is_absolute() else listing.parent / p for p in map(Path, entries)]
+    found = [p for p in paths if p.is_file()]
+    missing = [(str(p), "listed but not found") for p in paths if not p.is_file()]
+    return Source("images", found, root=listing.parent, unreadable=missing)
+
+
 def _walk_images(root: Path) -> Tuple[List[Path], List[Tuple[str, str]]]:
     """Image files under ``root`` (recursive, sorted; linked folders are not followed, so a link
     loop cannot recurse) and what could not be looked at, with the reason."""
@@ -64,13 +83,16 @@ def _walk_images(root: Path) -> Tuple[List[Path], List[Tuple[str, str]]]:
 
 def resolve_source(source: str) -> Source:
     """Classify ``source``: a camera index (``0``), a video file, an image file, a folder
-    (searched recursively, extensions case-insensitive) or a glob pattern.
+    (searched recursively, extensions case-insensitive), a glob pattern, or a ``.txt``/``.lst``
+    list of image paths, one per line.
 
     Raises ValueError when nothing usable is found.
     """
     if source.isdigit():
         return Source("camera", [], video=int(source))
     path = Path(source)
+    if path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
+        return _image_list(path)
     if path.is_file():
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             return Source("video", [], video=str(path))

@@ -301,3 +301,18 @@ def test_an_unreadable_subfolder_is_named(tmp_path, monkeypatch, sample_images):
     source = resolve_source(str(src))
     assert [p.name for p in source.images] == ["a.jpg"]
     assert source.unreadable == [("locked", "cannot list folder (Permission denied)")]
+
+
+def test_a_text_list_of_images_is_a_source(tmp_path, sample_images):
+    cv2.imwrite(str(tmp_path / "a.jpg"), sample_images[0])
+    (tmp_path / "sub").mkdir()
+    cv2.imwrite(str(tmp_path / "sub" / "b.jpg"), sample_images[1])
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# captures\na.jpg\n\n{tmp_path / 'sub' / 'b.jpg'}\nmissing.jpg\n")
+    source = resolve_source(str(listing))
+    assert [p.name for p in source.images] == ["a.jpg", "b.jpg"]
+    assert source.unreadable == [(str(tmp_path / "missing.jpg"), "listed but not found")]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    with pytest.raises(ValueError, match="the list names no images"):
+        resolve_source(str(empty))
