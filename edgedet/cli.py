@@ -524,8 +524,8 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     _require("quantize", "onnx", *(("pycocotools",) if eval_data else ()))
     from pathlib import Path
 
-    from edgedet.calibration import CalibrationError, QuantizeError, quantize_model
-    from edgedet.calibration.quantize import check_eval_data, evaluate_pair
+    from edgedet.calibration import CalibrationError, QuantizeError
+    from edgedet.calibration.run import run_quantize
     from .runtime.fileio import atomic_write_json
 
     out = Path(output or str(Path(model).with_suffix("")) + "-int8.onnx")
@@ -538,48 +538,23 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
         raise click.UsageError("--eval needs an edgedet export (the runtime reads its metadata); "
                                "--input-size is only for calibrating other ONNX models")
     try:
-        if max_ap_drop is not None:
-            from edgedet.calibration.accuracy import accuracy_aware_quantize
-
-            found = accuracy_aware_quantize(
-                model, calib, out, eval_data, max_ap_drop, max_steps=max_steps, eval_limit=eval_limit, echo=click.echo,
-                progress=_counting_bar("sensitivity"),
-                num_images=num_images, seed=seed, method=method, percentile=percentile, per_channel=per_channel,
-                channel_scales=channel_scales, target=target, cache_dir=Path(cache_dir) if cache_dir else None)
-            if not found.within_budget:
-                raise click.ClickException(f"no INT8 model within an AP drop of {max_ap_drop}")
-            result = found.quantized
-            report = result.report()
-            report["ap"] = {"fp32": {"AP": round(found.fp32_ap, 4)}, "int8": {"AP": round(found.int8_ap, 4)},
-                            "ap_drop": round(found.fp32_ap - found.int8_ap, 4)}
-            report["accuracy_steps"] = [vars(step) for step in found.steps]
-            report["sensitivity_top"] = found.sensitivity[:20]
-        else:
-            if eval_data:
-                check_eval_data(Path(model), eval_data)  # before any work: a mismatch leaves no file
-            result = quantize_model(model, calib, out, num_images=num_images, seed=seed, method=method,
-                                    percentile=percentile, per_channel=per_channel, channel_scales=channel_scales,
-                                    target=target, exclude=exclude, cache_dir=Path(cache_dir) if cache_dir else None,
-                                    input_size=input_size, also_fp16=also_fp16,
-                                    progress=_counting_bar("calibrate"))
-            report = result.report()
-            if eval_data:
-                report["ap"] = evaluate_pair(Path(model), out, eval_data, limit=eval_limit,
-                                             fp16_path=Path(result.fp16["path"]) if result.fp16 else None,
-                                             latency_ms=result.latency_ms)
+        run = run_quantize(model, calib, out, eval_data=eval_data, eval_limit=eval_limit, max_ap_drop=max_ap_drop,
+                           max_steps=max_steps, echo=click.echo,
+                           progress=_counting_bar("sensitivity" if max_ap_drop is not None else "calibrate"),
+                           num_images=num_images, seed=seed, method=method, percentile=percentile,
+                           per_channel=per_channel, channel_scales=channel_scales, target=target,
+                           cache_dir=Path(cache_dir) if cache_dir else None,
+                           **({} if max_ap_drop is not None else {"exclude": exclude, "input_size": input_size,
+                                                                  "also_fp16": also_fp16}))
     except (QuantizeError, CalibrationError) as e:
         raise _fail(e) from None
-    fp16_path = Path(result.fp16["path"]) if result.fp16 else None
+    result, report = run.result, run.report
     click.echo(f"kept in float ({len(result.excluded)}): {', '.join(result.excluded) or 'none'}")
-    rows = [("fp32", f"{result.fp32_mb:.2f}", f"{result.latency_ms.get('fp32', 0):.2f}",
-             f"{report['ap']['fp32']['AP']:.4f}" if eval_data else "-"),
-            ("int8", f"{result.int8_mb:.2f}", f"{result.latency_ms.get('int8', 0):.2f}",
-             f"{report['ap']['int8']['AP']:.4f}" if eval_data else "-")]
     if result.fp16:
-        rows.append(("fp16", f"{result.fp16['size_mb']:.2f}", f"{result.latency_ms.get('fp16', 0):.2f}",
-                     f"{report['ap']['fp16']['AP']:.4f}" if eval_data else "-"))
-        click.echo(f"fp16: parity {result.fp16['parity_rel']:.1e} of the output scale; wrote {fp16_path}")
-    click.echo(format_table(("precision", "MB", "latency ms", "AP"), rows))
+        click.echo(f"fp16: parity {result.fp16['parity_rel']:.1e} of the output scale; wrote {result.fp16['path']}")
+    click.echo(format_table(("precision", "MB", "latency ms", "AP"),
+                            [(name, f"{mb:.2f}", f"{ms:.2f}", f"{ap:.4f}" if ap is not None else "-")
+                             for name, mb, ms, ap in run.rows()]))
     click.echo(f"latency int8/fp32: {report['latency_ratio']}; wrote {out}"
                + ("; calibration cache reused" if result.calibration_cached else ""))
     atomic_write_json(report_path or out.with_suffix(".json"), report)
