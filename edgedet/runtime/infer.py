@@ -39,7 +39,8 @@ from .detector import Detector
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable, json_safe_path
 from .sources import Source, read_image
 
-__all__ = ["InferSummary", "infer_images", "infer_video"]
+__all__ = ["InferSummary", "infer_images", "infer_video", "annotated_names", "run_settings", "check_resume",
+           "process_chunk", "write_outputs", "RUN_MANIFEST"]
 
 Progress = Callable[[int, int, float], None]  # (completed now, failed now, images/s so far)
 
@@ -123,7 +124,7 @@ def run_settings(detector: Detector, save_images: bool) -> Dict:
             "classes": list(detector.classes) if detector.classes is not None else None, "save_images": save_images}
 
 
-def _check_resume(out_dir: Path, settings: Dict, earlier_run: Optional[Path] = None) -> None:
+def check_resume(out_dir: Path, settings: Dict, earlier_run: Optional[Path] = None) -> None:
     """Refuse to resume a run made with other ``settings``; ``earlier_run`` is what shows there
     was one (default: its predictions.jsonl)."""
     manifest = out_dir / RUN_MANIFEST
@@ -141,8 +142,8 @@ def _check_resume(out_dir: Path, settings: Dict, earlier_run: Optional[Path] = N
                          f"them: run without --resume or use another -o")
 
 
-def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_dir: Path, save_images: bool,
-                   names: Dict[str, str]):
+def process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_dir: Path, save_images: bool,
+                  names: Dict[str, str]):
     """Worker: read, detect and (optionally) draw one batch. Returns per image
     ``(image_id, rel, record or None, reason or None)``."""
     loaded, results = [], []
@@ -174,7 +175,9 @@ def _process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_d
     return results
 
 
-def _finalise(out_dir: Path, records: Dict[str, Dict], order: List[str], summary: InferSummary) -> None:
+def write_outputs(out_dir: Path, records: Dict[str, Dict], order: List[str], summary: InferSummary) -> None:
+    """The run's files from its per-image ``records`` (by relative path): predictions.jsonl in
+    source ``order``, coco_results.json and summary.json, each atomically."""
     ordered = [records[rel] for rel in order if rel in records]
     atomic_write_text(out_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in ordered))
     coco = [coco_result(rec["image_id"], d["box"], d["score"], d["class_id"])
@@ -207,7 +210,7 @@ def infer_images(
     jsonl = out_dir / "predictions.jsonl"
     settings = run_settings(detector, save_images)
     if resume:
-        _check_resume(out_dir, settings)
+        check_resume(out_dir, settings)
     atomic_write_json(out_dir / RUN_MANIFEST, settings)
     inside = out_dir.resolve()
     # An output folder inside SOURCE must not be read back as input on the next run.
@@ -250,7 +253,7 @@ def infer_images(
         position = {rel: i for i, rel in enumerate(order)}
         summary.failures.sort(key=lambda f: position.get(f[0], 0))
         try:
-            _finalise(out_dir, records, order, summary)
+            write_outputs(out_dir, records, order, summary)
         except OSError as e:  # the run's own report must still reach the caller
             summary.fatal = (summary.fatal + "; " if summary.fatal else "") + f"could not write the outputs ({e})"
         if previous_handler is not None:
@@ -271,7 +274,7 @@ def _run_chunks(pool, detector, chunks, out_dir, save_images, names, workers, fd
     pending = set()
     queue = iter(chunks)
     for chunk in queue:  # keep a bounded number of chunks in flight
-        pending.add(pool.submit(_process_chunk, detector, chunk, out_dir, save_images, names))
+        pending.add(pool.submit(process_chunk, detector, chunk, out_dir, save_images, names))
         if len(pending) >= 2 * workers:
             break
     while pending:
@@ -295,7 +298,7 @@ def _run_chunks(pool, detector, chunks, out_dir, save_images, names, workers, fd
                 summary.detections += len(record["detections"])
             nxt = next(queue, None)
             if nxt is not None:
-                pending.add(pool.submit(_process_chunk, detector, nxt, out_dir, save_images, names))
+                pending.add(pool.submit(process_chunk, detector, nxt, out_dir, save_images, names))
         summary.seconds = time.perf_counter() - start
         if progress:
             progress(summary.done, len(summary.failures), summary.images_per_second)

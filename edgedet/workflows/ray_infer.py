@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from edgedet.runtime.detector import Detector
 from edgedet.runtime.fileio import atomic_write_json, atomic_write_text, check_writable, json_safe_path
-from edgedet.runtime.infer import (InferSummary, Progress, RUN_MANIFEST, _check_resume, _finalise, _process_chunk,
+from edgedet.runtime.infer import (InferSummary, Progress, RUN_MANIFEST, check_resume, write_outputs, process_chunk,
                                    annotated_names, run_settings)
 from edgedet.runtime.sources import Source
 
@@ -47,7 +47,7 @@ class _DetectBatch:
         import numpy as np
 
         chunk = [(int(i), Path(p), str(r)) for i, p, r in zip(batch["image_id"], batch["path"], batch["rel"])]
-        rows = _process_chunk(self.detector, chunk, self.out_dir, self.save_images, self.names)
+        rows = process_chunk(self.detector, chunk, self.out_dir, self.save_images, self.names)
         return {"image_id": np.array([r[0] for r in rows], dtype=np.int64),
                 "rel": np.array([r[1] for r in rows], dtype=object),
                 "record": np.array([json.dumps(r[2]) if r[2] is not None else "" for r in rows], dtype=object),
@@ -104,7 +104,7 @@ def infer_ray(model: str, source: Source, out_dir: Path, *, detector_options: Op
     local = Detector(model, **options)  # checks the model and options before any Ray work
     settings = {**run_settings(local, save_images), "engine": "ray", "shard_size": shard_size}
     if resume:
-        _check_resume(out_dir, settings, earlier_run=out_dir / "shards")
+        check_resume(out_dir, settings, earlier_run=out_dir / "shards")
     else:  # a new run starts from nothing: no shards and no annotated images of an earlier one
         shutil.rmtree(out_dir / "shards", ignore_errors=True)
         shutil.rmtree(out_dir / "images", ignore_errors=True)
@@ -168,5 +168,5 @@ def infer_ray(model: str, source: Source, out_dir: Path, *, detector_options: Op
     summary.failures = list(source.unreadable) + failures
     summary.detections = sum(len(r["detections"]) for r in records.values())
     summary.seconds = time.perf_counter() - start
-    _finalise(out_dir, records, order, summary)
+    write_outputs(out_dir, records, order, summary)
     return summary
