@@ -6,7 +6,7 @@ OpenCV, onnxruntime) and the PyTorch models in ``edgedet.models``.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Detector", "Detections", "demo_checkpoint", "example_images"]
+__all__ = ["__version__", "Detector", "Detections", "demo_checkpoint", "shipped_checkpoints", "example_images"]
 
 
 def __getattr__(name: str):
@@ -18,14 +18,25 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'edgedet' has no attribute {name!r}")
 
 
-def demo_checkpoint() -> str:
-    """Path of the shipped demo checkpoint (yolox-nano trained on edgedet's synthetic set)."""
+def shipped_checkpoints() -> dict:
+    """``{model name: path}`` of the trained checkpoints shipped in the package
+    (``assets/demo_<model>.pth``, e.g. ``demo_yolox_nano.pth``)."""
     from pathlib import Path
 
-    path = Path(__file__).parent / "assets" / "demo_yolox_nano.pth"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the demo checkpoint is not in this installation")
-    return str(path)
+    assets = Path(__file__).parent / "assets"
+    return {p.stem[len("demo_"):].replace("_", "-"): str(p) for p in sorted(assets.glob("demo_yolox_*.pth"))}
+
+
+def demo_checkpoint(model_name: str = "yolox-nano") -> str:
+    """Path of the shipped checkpoint of ``model_name`` (trained on edgedet's synthetic set), or a
+    FileNotFoundError naming the sizes that have one."""
+    name = model_name.strip().lower().replace("_", "-")
+    name = name if name.startswith("yolox-") else "yolox-" + name
+    shipped = shipped_checkpoints()
+    if name not in shipped:
+        have = ", ".join(shipped) or "none"
+        raise FileNotFoundError(f"no shipped checkpoint for {name} in this installation (shipped: {have})")
+    return shipped[name]
 
 
 def example_images() -> str:

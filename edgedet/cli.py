@@ -189,7 +189,7 @@ def export(model_name, ckpt, num_classes, class_names, input_size, opset, batch,
     from edgedet.exporters import ExportError, ParityError, export_model
 
     kwargs = dict(
-        ckpt=_resolve_ckpt(ckpt), num_classes=num_classes, input_size=input_size, opset=opset,
+        ckpt=_resolve_ckpt(ckpt, model_name), num_classes=num_classes, input_size=input_size, opset=opset,
         batch=None if dynamic_batch else batch, output_format=output_format, fp16=fp16, simplify=simplify,
         max_det=max_det, conf=conf, iou=iou,
     )
@@ -211,11 +211,15 @@ def export(model_name, ckpt, num_classes, class_names, input_size, opset, batch,
     )
 
 
-def _resolve_ckpt(ckpt):
+def _resolve_ckpt(ckpt, model_name: str = "yolox-nano", hint: str = "--ckpt"):
+    """``demo`` -> the shipped checkpoint of ``model_name``; any other value is a path."""
     if ckpt == "demo":
         from . import demo_checkpoint
 
-        return demo_checkpoint()
+        try:
+            return demo_checkpoint(model_name)
+        except FileNotFoundError as e:
+            raise click.BadParameter(str(e), param_hint=hint) from None
     return ckpt
 
 
@@ -564,7 +568,8 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
 @click.option("--sizes", default="nano,tiny,s", show_default=True, metavar="LIST", help="Zoo sizes, comma-separated.")
 @click.option("--precisions", default="fp32,int8", show_default=True, metavar="LIST", help="fp32, fp16, int8.")
 @click.option("--ckpt", "ckpt_items", multiple=True, metavar="SIZE=PATH",
-              help="Weights of a size (repeatable); nano=demo takes the shipped checkpoint.")
+              help="Weights of a size (repeatable); SIZE=demo takes its shipped checkpoint, which sizes that have "
+                   "one use by default.")
 @click.option("--ckpt-dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
               help="A folder with yolox_<size>.pth files.")
 @click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW", help="Default: each size's test size.")
@@ -600,7 +605,11 @@ def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir,
     from .workflows.matrix import run_matrix
 
     size_list = [s.strip().replace("yolox-", "") for s in sizes.split(",") if s.strip()]
-    ckpts = {}
+    # every size with a shipped checkpoint uses it unless --ckpt-dir or --ckpt say otherwise
+    from . import shipped_checkpoints
+
+    ckpts = {name.replace("yolox-", ""): path for name, path in shipped_checkpoints().items()
+             if name.replace("yolox-", "") in size_list}
     if ckpt_dir:
         for size in size_list:
             candidate = Path(ckpt_dir) / f"yolox_{size}.pth"
@@ -610,7 +619,7 @@ def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir,
         if "=" not in item:
             raise click.BadParameter(f"{item!r}: use SIZE=PATH, e.g. nano=demo", param_hint="--ckpt")
         size, path = item.split("=", 1)
-        ckpts[size.strip().replace("yolox-", "")] = _resolve_ckpt(path.strip())
+        ckpts[size.strip().replace("yolox-", "")] = _resolve_ckpt(path.strip(), size.strip())
     try:
         cells = run_matrix(size_list, [p.strip() for p in precisions.split(",") if p.strip()], Path(out), ckpts=ckpts,
                            input_size=input_size, calib=calib, data=data_dir, provider=provider, budget_ms=budget_ms,
@@ -711,7 +720,7 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
     from .train import train as run_training
 
     cfg = TrainConfig(data=data_dir, model=model_name, out=out, epochs=epochs, batch=batch, input_size=input_size,
-                      workers=workers, ckpt=_resolve_ckpt(ckpt), resume=resume, eval_interval=eval_interval,
+                      workers=workers, ckpt=_resolve_ckpt(ckpt, model_name), resume=resume, eval_interval=eval_interval,
                       eval_limit=eval_limit, no_aug_epochs=no_aug_epochs, warmup_epochs=warmup_epochs,
                       basic_lr_per_img=lr_per_image, precision=precision, device=device,
                       allow_emulated_bf16=allow_emulated_bf16, seed=seed, threads=threads, devices=devices,
@@ -790,7 +799,8 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
     from .workflows.evaluate_model import EvalError, evaluate_model
 
     try:
-        metrics = evaluate_model(_resolve_ckpt(model), data_dir, split=split, model_name=model_name,
+        metrics = evaluate_model(_resolve_ckpt(model, model_name or "yolox-nano", "MODEL"), data_dir, split=split,
+                                 model_name=model_name,
                                  input_size=input_size, limit=limit, provider=provider, json_out=json_out,
                                  progress=_counting_bar("eval"))
     except EvalError as e:

@@ -125,3 +125,13 @@ def test_the_error_boundary_turns_the_unexpected_into_one_line(monkeypatch, caps
     monkeypatch.setattr(sys, "argv", ["edgedet", "-v", "info"])
     with pytest.raises(RuntimeError, match="something nobody foresaw"):  # -v: the traceback
         cli_module.main()
+
+
+def test_ckpt_demo_resolves_per_model():
+    from edgedet import demo_checkpoint, shipped_checkpoints
+
+    assert "yolox-nano" in shipped_checkpoints() and demo_checkpoint("nano") == shipped_checkpoints()["yolox-nano"]
+    result = CliRunner().invoke(cli, ["export", "-m", "yolox-x", "--ckpt", "demo", "-o", "x.onnx"])
+    assert result.exit_code == 2
+    expected = "Invalid value for --ckpt: no shipped checkpoint for yolox-x in this installation (shipped: yolox-nano"
+    assert expected in result.output

@@ -446,14 +446,19 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
             "precision": precision, "epochs": cfg.epochs}
 
 
-def strip_checkpoint(src: Path, dst: Path, **extra) -> Path:
+def strip_checkpoint(src: Path, dst: Path, half: bool = False, **extra) -> Path:
     """Write a deployable copy of a training checkpoint: the EMA weights under ``"model"``
     (the official layout) with the model name, classes and input size, without the
-    optimizer and training-only state. ``extra`` entries (e.g. the command that made it)
-    are stored beside them."""
+    optimizer and training-only state. ``half`` stores the weights as float16 (half the size;
+    ``load_checkpoint`` copies them into the fp32 model), BatchNorm's running statistics kept
+    float32 (small variances lose their precision in float16). ``extra`` entries (e.g. the
+    command that made it) are stored beside them."""
     state = torch.load(src, map_location="cpu", weights_only=True)
     keep = {k: state[k] for k in ("model", "model_name", "num_classes", "class_names", "input_size", "start_epoch",
                                   "best_ap", "curr_ap") if k in state}
+    if half:
+        keep["model"] = {k: (v.half() if v.is_floating_point() and not k.endswith(("running_mean", "running_var"))
+                             else v) for k, v in keep["model"].items()}
     keep.update(extra)
     _save(Path(dst), keep)
     return Path(dst)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -299,3 +300,24 @@ def test_state_dicts_are_moved_to_the_cpu_for_saving():
     moved = _on_cpu(state)
     assert moved["optimizer"]["param_groups"] == [{"lr": 0.1}] and not moved["model"]["w"].requires_grad
     assert moved["optimizer"]["state"][0]["buf"].device.type == "cpu"
+
+
+def test_half_stripped_checkpoint_loads_into_fp32_and_keeps_the_outputs(tmp_path):
+    from edgedet import demo_checkpoint
+    from edgedet.models import build_model, fuse_model, load_checkpoint
+    from edgedet.train.trainer import strip_checkpoint
+
+    half = strip_checkpoint(demo_checkpoint(), tmp_path / "half.pth", half=True)
+    state = torch.load(half, weights_only=True)["model"]
+    assert state["backbone.backbone.stem.conv.conv.weight"].dtype == torch.float16
+    assert state["backbone.backbone.stem.conv.bn.running_var"].dtype == torch.float32
+    full, small = build_model("yolox-nano", num_classes=6).eval(), build_model("yolox-nano", num_classes=6).eval()
+    load_checkpoint(full, demo_checkpoint())
+    load_checkpoint(small, half)  # strict: the fp16 tensors are copied into the fp32 parameters
+    assert all(p.dtype == torch.float32 for p in small.parameters())
+    images = torch.rand(1, 3, 128, 128) * 255
+    with torch.no_grad():
+        a, b = fuse_model(full)(images), fuse_model(small)(images)
+    scores_a, scores_b = a[..., 4:5] * a[..., 5:], b[..., 4:5] * b[..., 5:]
+    assert float((scores_a - scores_b).abs().max()) < 2e-3
+    assert half.stat().st_size < 0.6 * Path(demo_checkpoint()).stat().st_size
