@@ -56,10 +56,9 @@ class AccuracyResult:
 def quantization_units(model: onnx.ModelProto, skip: Sequence[str] = ()) -> List[List[str]]:
     """Node-name groups that go back to float together: each Conv with the Sigmoid and Mul of
     the SiLU that follows it, and every other node on its own; nodes in ``skip`` left out."""
-    consumers: Dict[str, List[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    from edgedet.onnx_graph import consumers_of
+
+    consumers = consumers_of(model)
     skipped, taken, units = set(skip), set(), []
     for node in model.graph.node:
         if node.name in skipped or node.name in taken:

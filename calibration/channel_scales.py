@@ -25,11 +25,13 @@ float model: ``Conv -> Sigmoid, Mul (SiLU) -> only depthwise Convs``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import List, Mapping, Sequence, Tuple
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from edgedet.onnx_graph import consumers_of
 
 __all__ = ["DepthwiseSite", "depthwise_sites", "shared_zero_point", "apply_channel_scales"]
 
@@ -50,14 +52,6 @@ class DepthwiseSite:
     post: str
 
 
-def _consumers(model: onnx.ModelProto) -> Dict[str, List[onnx.NodeProto]]:
-    consumers: Dict[str, List[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    return consumers
-
-
 def _is_depthwise(node: onnx.NodeProto, weights: Mapping[str, onnx.TensorProto]) -> bool:
     if node.op_type != "Conv" or node.input[1] not in weights:
         return False
@@ -68,7 +62,7 @@ def _is_depthwise(node: onnx.NodeProto, weights: Mapping[str, onnx.TensorProto])
 
 def depthwise_sites(model: onnx.ModelProto) -> List[DepthwiseSite]:
     """The ``Conv -> SiLU -> depthwise Conv(s)`` sites of a float model (nodes must be named)."""
-    consumers = _consumers(model)
+    consumers = consumers_of(model)
     weights = {t.name: t for t in model.graph.initializer}
     producers = {out: node for node in model.graph.node for out in node.output}
     sites = []
@@ -116,7 +110,7 @@ class _Graph:
         self.init = {t.name: t for t in model.graph.initializer}
         self.nodes = {n.name: n for n in model.graph.node}
         self.producers = {out: n for n in model.graph.node for out in n.output}
-        self.consumers = _consumers(model)
+        self.consumers = consumers_of(model)
 
     def array(self, name: str) -> np.ndarray:
         return numpy_helper.to_array(self.init[name])
@@ -199,12 +193,13 @@ def apply_channel_scales(model: onnx.ModelProto, sites: Sequence[DepthwiseSite],
         else:
             scale = (hi - lo) / (qmax - qmin)
             zero = int(np.clip(round(qmin - lo / scale), qmin, qmax))
-        for node in [pre_q] + [n for n in graph.consumers[pre_q.output[0]] if n.op_type == "DequantizeLinear"]:
+        pre_dqs = [n for n in graph.consumers[pre_q.output[0]] if n.op_type == "DequantizeLinear"]
+        for node in [pre_q, *pre_dqs]:
             _set_qparams(graph, node, np.array(scale, np.float32), np.array(zero, dtype), None)
         # A Mul by g after the dequantize restores the values. (A per-axis DequantizeLinear with
         # scale x g would do both, but ONNX Runtime then runs it on a slow path: 0.7 ms a tensor.)
         gain_name = graph.add(gain.astype(np.float32).reshape(1, -1, 1, 1), f"{site.pre}_channel_gain")
-        for dq in [n for n in graph.consumers[pre_q.output[0]] if n.op_type == "DequantizeLinear"]:
+        for dq in pre_dqs:
             users = [n for n in graph.consumers.get(dq.output[0], []) if n.name in (sigmoid.name, mul.name)]
             if not users:
                 continue

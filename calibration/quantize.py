@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnx
 
+from edgedet.runtime.errors import first_line
 from edgedet.runtime.fileio import atomic_write_bytes, check_writable
 from edgedet.runtime.metadata import PREFIX, MetadataError, ModelMetadata, from_props, to_props
 
@@ -79,8 +80,7 @@ def load_onnx(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=load_external_data)
     except Exception as e:  # protobuf's DecodeError, or OSError for a file that cannot be read
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise QuantizeError(f"{path}: not an ONNX model ({first})") from None
+        raise QuantizeError(f"{path}: not an ONNX model ({first_line(e)})") from None
     if not model.graph.node:
         raise QuantizeError(f"{path}: not an ONNX model (no graph; an empty or unrelated file?)")
     return model
@@ -92,16 +92,16 @@ def read_metadata(model: onnx.ModelProto, path: Path, input_size: Optional[Tuple
     props = {p.key: p.value for p in model.metadata_props}
     if PREFIX + "format_version" not in props and input_size is not None:
         return plain_model_metadata(model, path, input_size)
-    if input_size is not None:
-        own = from_props(props).input_size
-        if tuple(input_size) != tuple(own):
-            raise QuantizeError(f"{path}: --input-size {input_size[0]}x{input_size[1]} is for models without edgedet "
-                                f"metadata; this one was exported at {own[0]}x{own[1]} (export again for another size)")
     try:
-        return from_props(props)
+        meta = from_props(props)
     except MetadataError as e:
         hint = "; for a model edgedet did not export, give --input-size" if PREFIX + "format_version" not in props else ""
         raise QuantizeError(f"{path}: {e}{hint}") from None
+    if input_size is not None and tuple(input_size) != tuple(meta.input_size):
+        own = meta.input_size
+        raise QuantizeError(f"{path}: --input-size {input_size[0]}x{input_size[1]} is for models without edgedet "
+                            f"metadata; this one was exported at {own[0]}x{own[1]} (export again for another size)")
+    return meta
 
 
 def plain_model_metadata(model: onnx.ModelProto, path: Path, input_size: Tuple[int, int]) -> ModelMetadata:
@@ -392,8 +392,9 @@ def quantize_model(
 
     ``exclude``: ``"auto"`` (the head's tail, see ``auto_exclusions``), ``"none"``, or node
     names. ``channel_scales`` gives the inputs of depthwise convs per-channel activation scales
-    that ONNX Runtime's int8 conv still runs (``channel_scales.py``; needs ``per_channel``). ``op_types`` limits quantization to these operator types (default: all that ONNX
-    Runtime can quantize). ``input_size`` makes a model without edgedet metadata usable (see
+    that ONNX Runtime's int8 conv still runs (``channel_scales.py``; needs ``per_channel``).
+    ``op_types`` limits quantization to these operator types (default: all that ONNX Runtime
+    can quantize). ``input_size`` makes a model without edgedet metadata usable (see
     ``plain_model_metadata``). ``also_fp16`` writes export's fp16 conversion of the model beside
     the int8 one (``MODEL-fp16.onnx``), parity-checked against fp32 and timed with the others.
     ``workdir`` keeps the pre-processed model and its calibration ranges for further calls

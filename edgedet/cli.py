@@ -414,7 +414,7 @@ def _infer_ray(model, src, out, detector, save_images, resume, ray_address, acto
     try:
         return infer_ray(model, src, out, detector_options=options, save_images=save_images, resume=resume,
                          ray_address=ray_address, actors=actors, cpus_per_actor=0 if gpu else (threads or 1),
-                         gpus_per_actor=1 if gpu else 0, progress=progress)
+                         gpus_per_actor=1 if gpu else 0, progress=progress, detector=detector)
     except RayUnavailable as e:
         raise MissingDependencyError(str(e)) from None
 
@@ -837,13 +837,6 @@ def demo(out) -> None:
     run_demo(Path(out), echo=click.echo)
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    first = text.splitlines()[0] if text else type(e).__name__
-    # ONNX Runtime prefixes its messages with "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : ".
-    return first.split(" : ")[-1] if first.startswith("[ONNXRuntimeError]") else first
-
-
 def main() -> None:
     """The console entry point: one error boundary for every command. Click's own errors (usage,
     ClickException) keep their exit codes; anything else that escapes a command is printed as one
@@ -865,7 +858,9 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001 -- the boundary: one line instead of a traceback
         if verbose:
             raise
-        click.echo(f"Error: {_one_line(e)} ({type(e).__name__}; -v shows the traceback)", err=True)
+        from .runtime.errors import first_line, ort_detail
+
+        click.echo(f"Error: {ort_detail(first_line(e))} ({type(e).__name__}; -v shows the traceback)", err=True)
         sys.exit(1)
 
 

@@ -10,11 +10,20 @@ from typing import Dict, List
 
 import onnx
 
-__all__ = ["count_nodes", "tail_nodes", "ensure_node_names", "topological_sort", "set_metadata"]
+__all__ = ["count_nodes", "consumers_of", "tail_nodes", "ensure_node_names", "topological_sort", "set_metadata"]
 
 
 def count_nodes(model: onnx.ModelProto) -> int:
     return len(model.graph.node)
+
+
+def consumers_of(model: onnx.ModelProto) -> Dict[str, List[onnx.NodeProto]]:
+    """``{tensor name: the nodes that read it}``, in graph order."""
+    consumers: Dict[str, List[onnx.NodeProto]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    return dict(consumers)
 
 
 def tail_nodes(model: onnx.ModelProto, anchor_op: str = "Conv") -> List[str]:

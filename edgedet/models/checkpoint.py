@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from edgedet.runtime.errors import first_line
+
 __all__ = ["CheckpointError", "LoadResult", "read_checkpoint", "load_checkpoint", "guess_model_name", "num_classes_of"]
 
 log = logging.getLogger(__name__)
@@ -52,14 +54,12 @@ def read_checkpoint(path: Union[str, Path]) -> Tuple[Dict[str, torch.Tensor], Di
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path}: refused to load: it holds Python objects that only arbitrary unpickling "
-            f"could restore, and edgedet never executes code from a checkpoint ({first_line})"
+            f"could restore, and edgedet never executes code from a checkpoint ({first_line(e)})"
         ) from e
     except Exception as e:  # torch raises many types on a file that is not a checkpoint
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from e
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first_line(e)})") from e
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
         state_dict, extra = dict(obj["model"]), {k: v for k, v in obj.items() if k != "model"}
     elif isinstance(obj, Mapping):

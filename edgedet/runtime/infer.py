@@ -40,7 +40,7 @@ from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, ch
 from .sources import Source, read_image
 
 __all__ = ["InferSummary", "infer_images", "infer_video", "annotated_names", "run_settings", "check_resume",
-           "process_chunk", "write_outputs", "RUN_MANIFEST"]
+           "process_chunk", "write_outputs", "run_items", "RUN_MANIFEST"]
 
 Progress = Callable[[int, int, float], None]  # (completed now, failed now, images/s so far)
 
@@ -109,6 +109,15 @@ def annotated_names(rels: Sequence[str]) -> Dict[str, str]:
 
 
 RUN_MANIFEST = "run.json"
+
+
+def run_items(source: Source, out_dir: Path) -> List[Tuple[int, Path, str]]:
+    """``(image id, path, relative path for the outputs)`` of each image a run processes, in source
+    order, numbered from 1; images inside ``out_dir`` are left out (an output folder inside SOURCE
+    must not be read back as input on the next run)."""
+    inside = out_dir.resolve()
+    images = [p for p in source.images if inside not in p.resolve().parents]
+    return [(i + 1, p, json_safe_path(source.relative(p))) for i, p in enumerate(images)]
 
 
 def run_settings(detector: Detector, save_images: bool) -> Dict:
@@ -212,12 +221,9 @@ def infer_images(
     if resume:
         check_resume(out_dir, settings)
     atomic_write_json(out_dir / RUN_MANIFEST, settings)
-    inside = out_dir.resolve()
-    # An output folder inside SOURCE must not be read back as input on the next run.
-    images = [p for p in source.images if inside not in p.resolve().parents]
-    items = [(i + 1, p, json_safe_path(source.relative(p))) for i, p in enumerate(images)]
-    names = annotated_names([rel for _, _, rel in items])
+    items = run_items(source, out_dir)
     order = [rel for _, _, rel in items]
+    names = annotated_names(order)
     records = _load_previous(jsonl) if resume else {}
     wanted = set(order)
     records = {rel: rec for rel, rec in records.items() if rel in wanted}

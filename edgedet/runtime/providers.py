@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from .errors import first_line, ort_detail
+
 __all__ = [
     "PROVIDER_NAMES",
     "AUTO_ORDER",
@@ -263,10 +265,10 @@ def create_session(
         session = ort.InferenceSession(model, options, providers=plist)
     except Exception as e:
         # A file that is not an ONNX model fails the same way on every provider: say so, naming it.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         if any(k in first for k in ("INVALID_PROTOBUF", "No graph was found", "NO_SUCHFILE", "INVALID_GRAPH")):
             where = model if isinstance(model, str) else "the model"
-            raise ValueError(f"{where}: not a usable ONNX model ({first.split(' : ')[-1]})") from None
+            raise ValueError(f"{where}: not a usable ONNX model ({ort_detail(first)})") from None
         # A provider that is listed but broken can make creation fail outright: retry on
         # CPU unless strict, and say so.
         if strict or [p for p, _ in plist] == ["CPUExecutionProvider"]:
@@ -317,8 +319,7 @@ def probe_providers() -> List[ProviderProbe]:
             got = session.get_providers()[0]
             results.append(ProviderProbe(name, got == name, "" if got == name else f"session fell back to {got}"))
         except Exception as e:  # noqa: BLE001 -- any failure is the answer
-            lines = str(e).strip().splitlines()
-            results.append(ProviderProbe(name, False, lines[0] if lines else type(e).__name__))
+            results.append(ProviderProbe(name, False, first_line(e)))
     return results
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from edgedet.runtime.detector import Detector
-from edgedet.runtime.fileio import atomic_write_json, atomic_write_text, check_writable, json_safe_path
-from edgedet.runtime.infer import (InferSummary, Progress, RUN_MANIFEST, check_resume, write_outputs, process_chunk,
-                                   annotated_names, run_settings)
+from edgedet.runtime.fileio import atomic_write_json, atomic_write_text, check_writable
+from edgedet.runtime.infer import (RUN_MANIFEST, InferSummary, Progress, annotated_names, check_resume,
+                                   process_chunk, run_items, run_settings, write_outputs)
 from edgedet.runtime.sources import Source
 
 __all__ = ["RayUnavailable", "infer_ray", "SHARD_SIZE"]
@@ -90,18 +90,19 @@ def infer_ray(model: str, source: Source, out_dir: Path, *, detector_options: Op
               save_images: bool = True, resume: bool = False, ray_address: Optional[str] = None,
               actors: Optional[int] = None, cpus_per_actor: float = 1, gpus_per_actor: float = 0,
               batch_size: int = 32, shard_size: int = SHARD_SIZE, num_cpus: Optional[int] = None,
-              progress: Optional[Progress] = None) -> InferSummary:
+              progress: Optional[Progress] = None, detector: Optional[Detector] = None) -> InferSummary:
     """Detect on every image of ``source`` with a pool of Ray actors and write the local engine's
     outputs in ``out_dir`` (see the module docstring). ``detector_options`` are ``Detector``
     keyword arguments (conf, iou, classes, providers, threads ...); ``num_cpus`` sizes a local
-    Ray when no ``ray_address`` is given."""
+    Ray when no ``ray_address`` is given. ``detector``, when the caller has one built with the same
+    options, stands in for the one made here to check the model and record the run's settings."""
     options = dict(detector_options or {})
     out_dir = Path(out_dir)
     try:
         check_writable(out_dir)
     except OSError as e:
         raise ValueError(str(e)) from None
-    local = Detector(model, **options)  # checks the model and options before any Ray work
+    local = detector or Detector(model, **options)  # checks the model and options before any Ray work
     settings = {**run_settings(local, save_images), "engine": "ray", "shard_size": shard_size}
     if resume:
         check_resume(out_dir, settings, earlier_run=out_dir / "shards")
@@ -111,9 +112,7 @@ def infer_ray(model: str, source: Source, out_dir: Path, *, detector_options: Op
     atomic_write_json(out_dir / RUN_MANIFEST, settings)
     (out_dir / "shards").mkdir(exist_ok=True)
 
-    inside = out_dir.resolve()
-    images = [p for p in source.images if inside not in p.resolve().parents]
-    items = [(i + 1, p, json_safe_path(source.relative(p))) for i, p in enumerate(images)]
+    items = run_items(source, out_dir)
     order = [rel for _, _, rel in items]
     names = annotated_names(order)
     shards = [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
