@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--op-types", default=None, help="comma-separated operator types to quantize (default: all)")
     args = parser.parse_args()
 
-    from edgedet.calibration.quantize import compare_latency, quantize_model
+    from edgedet.calibration.quantize import quantize_model
+    from edgedet.runtime.bench import cpu_latency_ms
     from edgedet.data.synth_dataset import write_synth_dataset
     from edgedet.exporters import export_model
 
@@ -44,7 +45,7 @@ def main() -> None:
             quantize_model(fp32, calib, out, num_images=args.num_images, target=target, exclude=args.exclude,
                            cache_dir=work / "cache", measure_latency=False,
                            op_types=args.op_types.split(",") if args.op_types else None)
-            ms = compare_latency(str(fp32), str(out), rounds=args.rounds, threads=1)
+            ms = cpu_latency_ms({"fp32": str(fp32), "int8": str(out)}, rounds=args.rounds, threads=1)
             report[label] = {**ms, "ratio": round(ms["int8"] / ms["fp32"], 3)}
         print(json.dumps(report, indent=2))
 

@@ -72,7 +72,8 @@ def main() -> None:
     if (args.max_ap_drop is None) != (args.select is None):
         parser.error("--max-ap-drop and --select go together")
 
-    from edgedet.calibration.quantize import compare_latency, quantize_model
+    from edgedet.calibration.quantize import quantize_model
+    from edgedet.runtime.bench import cpu_latency_ms
     from edgedet.data.coco import CocoDetection
     from edgedet.tables import format_table
 
@@ -90,7 +91,7 @@ def main() -> None:
         def add_row(key: str, label: str, model: Path, seconds: float, **extra) -> None:
             """Evaluate and time one int8 model against fp32; one table row and one report entry."""
             scores = ap(model)
-            ms = compare_latency(str(fp32), str(model), rounds=args.rounds, threads=1)
+            ms = cpu_latency_ms({"fp32": str(fp32), "int8": str(model)}, rounds=args.rounds, threads=1)
             entry = {**scores, "ap_drop": round(report["fp32"]["AP"] - scores["AP"], 4),
                      "calibration_s": round(seconds, 1), "latency_ms": ms,
                      "latency_ratio": round(ms["int8"] / ms["fp32"], 3), **extra}

@@ -69,7 +69,8 @@ def main() -> None:
     import onnx
 
     from edgedet.calibration import CalibrationSet
-    from edgedet.calibration.quantize import compare_latency, quantize_model, read_metadata
+    from edgedet.calibration.quantize import quantize_model, read_metadata
+    from edgedet.runtime.bench import cpu_latency_ms
     from edgedet.data.coco import CocoDetection
     from edgedet.tables import format_table
     from edgedet.exporters import export_model
@@ -88,7 +89,7 @@ def main() -> None:
 
         def add_row(key: str, model: Path, seconds: float) -> None:
             scores = ap(model)
-            ms = compare_latency(str(fp32), str(model), rounds=args.rounds, threads=1)
+            ms = cpu_latency_ms({"fp32": str(fp32), "int8": str(model)}, rounds=args.rounds, threads=1)
             entry = {**scores, "ap_drop": round(report["fp32"]["AP"] - scores["AP"], 4),
                      "latency_ms": ms, "latency_ratio": round(ms["int8"] / ms["fp32"], 3),
                      "quantize_s": round(seconds, 1), "qdq_nodes": qdq_nodes(model)}
@@ -127,7 +128,7 @@ def main() -> None:
             export_model(name, s32, echo=lambda _m: None)
             quantize_model(s32, args.calib, s8, num_images=args.speed_images, seed=args.seed, cache_dir=work / "cache",
                            measure_latency=False)
-            ms = compare_latency(str(s32), str(s8), rounds=max(10, args.rounds // 4), threads=1)
+            ms = cpu_latency_ms({"fp32": str(s32), "int8": str(s8)}, rounds=max(10, args.rounds // 4), threads=1)
             report["speed_model"] = {"model": name, "latency_ms": ms, "latency_ratio": round(ms["int8"] / ms["fp32"], 3)}
             print(json.dumps({"speed_model": report["speed_model"]}), flush=True)
 

@@ -17,6 +17,7 @@ units in float, or nothing.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
+
+from edgedet.runtime.progress import ProgressCallback, report
 
 from .calibration_set import CalibrationSet
 from .quantize import (QuantizeResult, check_eval_data, prepare_and_calibrate, quantize_model,
@@ -104,7 +107,7 @@ def output_error(output: np.ndarray, reference: np.ndarray, output_format: str) 
 def layer_sensitivity(prepared: Path, ranges: Path, method: str, probe: Sequence[Dict[str, np.ndarray]],
                       skip: Sequence[str], output_format: str, *, per_channel: bool = True, target: str = "cpu",
                       op_types: Optional[Sequence[str]] = None,
-                      progress: Optional[Callable[[int, int], None]] = None) -> List[Tuple[float, List[str]]]:
+                      progress: Optional[ProgressCallback] = None) -> List[Tuple[float, List[str]]]:
     """``(output error, unit)`` for every unit of ``prepared`` outside ``skip``, largest error first:
     each unit quantized alone on ``ranges`` and run on the ``probe`` feeds against fp32."""
     from edgedet.runtime.providers import cpu_session
@@ -123,8 +126,7 @@ def layer_sensitivity(prepared: Path, ranges: Path, method: str, probe: Sequence
             error = np.mean([output_error(session.run(None, feed)[0], ref, output_format)
                              for feed, ref in zip(probe, expected)])
             scored.append((float(error), unit))
-            if progress:
-                progress(i + 1, len(units))
+            report(progress, "sensitivity", i + 1, len(units))
     scored.sort(key=lambda item: -item[0])
     return scored
 
@@ -138,16 +140,41 @@ def _schedule(n_units: int) -> List[int]:
     return counts + [n_units] if n_units else []
 
 
+def fewest_float_units(n_units: int, within_budget: Callable[[int], bool], max_steps: int) -> Optional[int]:
+    """The fewest of the ``n_units`` most sensitive units to keep in float for which
+    ``within_budget(count)`` holds, or None: counts 1, 2, 4, ..., ``n_units`` until one passes,
+    then bisection between the last that failed and the first that passed, calling
+    ``within_budget`` at most ``max_steps`` times. More units in float are taken to never hurt;
+    where they do, the count found is within budget but may not be the fewest."""
+    calls, low, high = 0, 0, None
+    for k in _schedule(n_units):
+        if calls >= max_steps:
+            break
+        calls += 1
+        if within_budget(k):
+            high = k
+            break
+        low = k
+    while high is not None and high - low > 1 and calls < max_steps:
+        mid = (low + high) // 2
+        calls += 1
+        if within_budget(mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
 def accuracy_aware_quantize(
     model_path: Union[str, Path], calib_source: Union[str, Path], output: Union[str, Path], eval_data: Union[str, Path],
     max_ap_drop: float, *, max_steps: int = 10, eval_limit: Optional[int] = None,
-    echo: Callable[[str], None] = print, measure_latency: bool = True,
-    progress: Optional[Callable[[int, int], None]] = None, **quant_kwargs,
+    echo: Callable[[str], None] = logging.getLogger(__name__).info, measure_latency: bool = True,
+    progress: Optional[ProgressCallback] = None, **quant_kwargs,
 ) -> AccuracyResult:
     """Quantize, and while fp32 AP - int8 AP > ``max_ap_drop`` keep more of the most sensitive
     units in float (1, 2, 4, ..., then bisection), for at most ``max_steps`` re-quantizations
     after the first. Writes ``output`` (with AP in its metadata) only for a model within budget.
-    ``progress(done, total)`` is called after each layer's sensitivity measurement."""
+    A progress event follows each layer's sensitivity measurement."""
     from edgedet.eval import EVAL_CONF, EVAL_IOU, evaluate_detector
     from edgedet.runtime import Detector
 
@@ -201,26 +228,12 @@ def accuracy_aware_quantize(
             ranked = [unit for _, unit in scored]
             result.sensitivity = [(_unit_label(prepared_model, unit), err) for err, unit in scored]
             echo("most sensitive: " + ", ".join(f"{label} ({err:.3g})" for label, err in result.sensitivity[:5]))
-            low, high = 0, None
-            for k in _schedule(len(ranked)):
-                if len(result.steps) > max_steps:
-                    break
-                if try_count(k):
-                    high = k
-                    break
-                low = k
-            while high is not None and high - low > 1 and len(result.steps) <= max_steps:
-                mid = (low + high) // 2
-                if try_count(mid):
-                    high = mid
-                else:
-                    low = mid
-            if high is None:
+            chosen = fewest_float_units(len(ranked), try_count, max_steps)
+            if chosen is None:
                 best = max(result.steps, key=lambda s: s.ap)
                 echo(f"no model within budget after {len(result.steps)} tries (smallest drop {best.drop:.4f} with "
                      f"{best.excluded} nodes in float); nothing written")
                 return result
-            chosen = high
         else:
             chosen = 0
         extra = [name for unit in ranked[:chosen] for name in unit]

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import io
 import logging
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
 
+from edgedet.runtime.bench import cpu_latency_ms
 from edgedet.runtime.errors import first_line
+from edgedet.runtime.progress import ProgressCallback, report
 from edgedet.runtime.fileio import atomic_write_bytes, check_writable
 from edgedet.runtime.metadata import PREFIX, MetadataError, ModelMetadata, from_props, to_props
 
@@ -37,7 +37,7 @@ from edgedet.onnx_graph import set_metadata
 from .calibration_set import CalibrationSet
 
 __all__ = ["QuantizeError", "QuantizeResult", "METHODS", "TARGETS", "quantize_model", "auto_exclusions", "resolve_exclusions", "evaluate_pair", "check_eval_data",
-           "read_metadata", "compare_latency"]
+           "read_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class QuantizeResult:
     calibration_cached: bool
     channel_scaled: int = 0  # depthwise sites given per-channel activation scales (channel_scales.py)
     latency_ms: Dict[str, float] = field(default_factory=dict)  # fp32 / int8 (/ fp16) medians
-    fp16: Optional[Dict] = None  # with also_fp16: path, size_mb, parity_rel, kept_float
+    fp16: Optional[Dict] = None  # an fp16 sibling written beside it: path, size_mb, parity_rel, kept_float
 
     def report(self) -> Dict:
         return {"output": str(self.path), "method": self.method, "target": self.target, "num_images": self.num_images,
@@ -155,28 +155,6 @@ def _count_qdq(model: onnx.ModelProto) -> int:
     return sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 
 
-def compare_latency(fp32: Union[str, bytes], int8: Union[str, bytes], rounds: int = 20, threads: int = 1,
-                    sample: Optional[np.ndarray] = None, fp16: Union[str, bytes, None] = None) -> Dict[str, float]:
-    """Median latency (ms) of the models on the CPU provider, same threads, runs interleaved."""
-    from edgedet.runtime.providers import cpu_session
-
-    models = {"fp32": fp32, "int8": int8, **({"fp16": fp16} if fp16 is not None else {})}
-    sessions = {k: cpu_session(m, threads) for k, m in models.items()}
-    inp = sessions["fp32"].get_inputs()[0]
-    if sample is None:
-        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-        sample = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
-    times: Dict[str, List[float]] = {k: [] for k in sessions}
-    for s in sessions.values():
-        s.run(None, {inp.name: sample})
-    for _ in range(rounds):
-        for k, s in sessions.items():
-            start = time.perf_counter()
-            s.run(None, {inp.name: sample})
-            times[k].append((time.perf_counter() - start) * 1000)
-    return {k: round(statistics.median(v), 3) for k, v in times.items()}
-
-
 # ORT's entropy calibrator defaults to 128 histogram bins and 128 quantized bins, which leaves its
 # threshold search a single candidate, the full range: Entropy then equals MinMax exactly (seen
 # here: every activation scale identical). quantize_static does not forward the bin counts, so
@@ -223,11 +201,11 @@ def _float_tensors(model: onnx.ModelProto) -> List[onnx.ValueInfoProto]:
 
 
 def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = (),
-                   progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Dict[str, np.ndarray]]:
+                   progress: Optional[ProgressCallback] = None) -> Dict[str, Dict[str, np.ndarray]]:
     """Per-batch minima and maxima of every float tensor of ``prepared`` over ``calib``, reduced to
     ``{"minmax": {tensor: (low, high)}, "average": {...}, "channels": {tensor: (low[C], high[C])}}``:
     the extremes over all batches, their means over batches, and for ``channel_tensors`` the
-    per-channel (axis 1) means. One pass, one batch in memory at a time; ``progress(done, total)``
+    per-channel (axis 1) means. One pass, one batch in memory at a time; a progress event
     after each batch when ``calib`` has a length."""
     from edgedet.runtime.providers import cpu_session
 
@@ -255,8 +233,8 @@ def extreme_ranges(prepared: Path, calib, channel_tensors: Sequence[str] = (),
                 axes = tuple(i for i in range(x.ndim) if i != 1)
                 channel_lows[name].append(x.min(axis=axes))
                 channel_highs[name].append(x.max(axis=axes))
-        if progress and total:
-            progress(min(done, total), total)
+        if total:
+            report(progress, "calibrate", min(done, total), total)
     if not names or not lows[names[0]]:
         raise QuantizeError("no calibration batches")
     return {"minmax": {n: (min(lows[n]), max(highs[n])) for n in names},
@@ -319,7 +297,7 @@ def quantize_qdq(prepared: Path, output: Path, ranges: Path, method: str, *, per
 
 def prepare_and_calibrate(model_path: Path, calib, method: str, percentile: float,
                           op_types: Optional[Sequence[str]], workdir: Path,
-                          progress: Optional[Callable[[int, int], None]] = None) -> Tuple[Path, Path, Path]:
+                          progress: Optional[ProgressCallback] = None) -> Tuple[Path, Path, Path]:
     """``(prepared model, ranges, channel ranges)`` in ``workdir``: ``quant_pre_process`` output with
     every node named (the names exclusions refer to), its calibration ranges (ORT cache JSON) and the
     per-channel ranges of its depthwise sites (``.npz``, see ``channel_scales``); all reused when
@@ -384,9 +362,9 @@ def quantize_model(
     calib_split: str = "train",
     op_types: Optional[Sequence[str]] = None,
     input_size: Optional[Tuple[int, int]] = None,
-    also_fp16: bool = False,
+    time_with: Optional[Dict[str, bytes]] = None,
     workdir: Optional[Path] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
+    progress: Optional[ProgressCallback] = None,
 ) -> QuantizeResult:
     """Quantize an edgedet fp32 ``.onnx`` to INT8 (QDQ) calibrated on ``calib_source``.
 
@@ -395,11 +373,11 @@ def quantize_model(
     that ONNX Runtime's int8 conv still runs (``channel_scales.py``; needs ``per_channel``).
     ``op_types`` limits quantization to these operator types (default: all that ONNX Runtime
     can quantize). ``input_size`` makes a model without edgedet metadata usable (see
-    ``plain_model_metadata``). ``also_fp16`` writes export's fp16 conversion of the model beside
-    the int8 one (``MODEL-fp16.onnx``), parity-checked against fp32 and timed with the others.
+    ``plain_model_metadata``). ``time_with`` names further serialized models to time in the same
+    interleaved runs as fp32 and int8 (an fp16 sibling, say).
     ``workdir`` keeps the pre-processed model and its calibration ranges for further calls
-    (the accuracy-aware loop re-quantizes without calibrating again). ``progress(done, total)``
-    follows the calibration pass over the images.
+    (the accuracy-aware loop re-quantizes without calibrating again). Progress events
+    follow the calibration pass over the images.
     Raises QuantizeError for an unusable request; nothing is written then.
     """
     model_path, output = Path(model_path), Path(output)
@@ -450,35 +428,14 @@ def quantize_model(
     set_metadata(q_model, to_props(int8_meta))
     onnx.checker.check_model(q_model)
     data = q_model.SerializeToString()
-    fp16, fp16_data = _fp16_beside(model, meta, calib, output.parent / f"{model_path.stem}-fp16.onnx") \
-        if also_fp16 else (None, None)
+    latency = {}
     if measure_latency:
-        log.info("timing fp32 against int8%s (interleaved runs, 1 thread) ...", " and fp16" if fp16_data else "")
-    latency = (compare_latency(str(model_path), data, sample=calib.subset(meta.batch or 1), fp16=fp16_data)
-               if measure_latency else {})
-    if fp16:
-        atomic_write_bytes(Path(fp16["path"]), fp16_data)
+        timed = {"fp32": str(model_path), "int8": data, **(time_with or {})}
+        log.info("timing %s (interleaved runs, 1 thread) ...", ", ".join(timed))
+        latency = cpu_latency_ms(timed, sample=calib.subset(meta.batch or 1))
     atomic_write_bytes(output, data)
     return QuantizeResult(output, method, target, excluded, len(calib), model_path.stat().st_size / 1e6,
-                          len(data) / 1e6, _count_qdq(q_model), calib.cache_hit, scaled, latency, fp16)
-
-
-def _fp16_beside(model: onnx.ModelProto, meta: ModelMetadata, calib: CalibrationSet, path: Path) -> Tuple[Dict, bytes]:
-    """Export's fp16 conversion of ``model``, parity-checked against it on calibration images."""
-    from edgedet.exporters.fp16 import convert_fp16
-    from edgedet.exporters.parity import FP16_TOLERANCE, check_onnx_parity
-
-    converted, kept_float = convert_fp16(model)
-    set_metadata(converted, to_props(meta.with_changes(precision="fp16")))
-    data = converted.SerializeToString()
-    step = meta.batch or 1
-    parity = check_onnx_parity(model.SerializeToString(), data, calib.subset(max(step, min(8, len(calib)) // step * step)),
-                               FP16_TOLERANCE, meta.batch)
-    if not parity.ok:
-        raise QuantizeError(f"fp16 conversion differs from fp32 by {parity.worst_rel:.2e} of the output scale, above "
-                            f"{FP16_TOLERANCE:.0e} ({parity.summary()}); nothing was written")
-    return {"path": str(path), "size_mb": round(len(data) / 1e6, 3), "parity_rel": float(f"{parity.worst_rel:.3g}"),
-            "kept_float": len(kept_float)}, data
+                          len(data) / 1e6, _count_qdq(q_model), calib.cache_hit, scaled, latency)
 
 
 def check_eval_data(model_path: Path, data_dir: Union[str, Path]):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-from typing import Any, Callable, Dict, Optional
+from typing import Optional
 
 import click
 
 from . import __version__, example_images
 from .cli_types import IMAGE_SIZE, PROVIDER, PROVIDER_HELP
+from .cli_progress import ProgressBar, TrainView
 from .tables import format_table
 
 
@@ -26,23 +27,6 @@ def _setup_logging(verbose: bool) -> None:
     )
     if not verbose:
         logging.getLogger("edgedet").setLevel(logging.INFO)  # edgedet.exporters and edgedet.calibration too
-
-
-def _counting_bar(label: str) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback that draws a click progress bar on stderr, opened at
-    the first call (when the total is known) and closed when ``done`` reaches it."""
-    state = {}
-
-    def progress(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
-            state["bar"].__enter__()
-        state["bar"].update(done - state.get("done", 0))
-        state["done"] = done
-        if done >= total:
-            state["bar"].__exit__(None, None, None)
-
-    return progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -346,60 +330,52 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
       edgedet infer yolox-s.onnx "cam/**/*.jpg" --classes person,car --provider cuda
       edgedet infer yolox-nano.onnx street.mp4 --max-frames 300
     """
-    import os
     from pathlib import Path
 
-    from .runtime import Detector, TensorRTOptions
-    from .runtime.infer import infer_images, infer_video
-    from .runtime.providers import ProviderError
+    from .runtime.infer import default_workers, infer_source
     from .runtime.sources import resolve_source
 
     try:
         src = resolve_source(source)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="SOURCE") from None
-    workers = workers or min(os.cpu_count() or 1, 4)
-    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    workers = workers or default_workers()
+    detector = _infer_detector(model, provider, conf, iou, max_det, classes, class_agnostic, strict, batch, trt_cache,
+                               threads or (1 if workers > 1 else None))
+    click.echo(f"{detector!r}; providers: {', '.join(detector.providers)}", err=True)
     try:
-        detector = Detector(model, providers=provider, conf=conf, iou=iou, max_det=max_det, class_agnostic=class_agnostic,
-                            classes=class_list, threads=threads or (1 if workers > 1 else None), strict=strict,
-                            max_batch=batch,
-                            tensorrt=TensorRTOptions(engine_cache_dir=trt_cache, timing_cache_dir=trt_cache)
-                            if trt_cache else None)
+        with ProgressBar("infer", total=len(src.images) if src.kind == "images" else max_frames) as bar:
+            if engine == "ray":
+                summary = _infer_ray(model, src, Path(out), detector, save_images, resume, ray_address, actors,
+                                     threads, bar)
+            else:
+                summary = infer_source(detector, src, Path(out), save_images=save_images, resume=resume,
+                                       workers=workers, batch=batch, max_frames=max_frames, progress=bar)
+    except ValueError as e:
+        raise _fail(e) from None
+    _print_summary(summary)
+    if summary.fatal:
+        raise click.ClickException(summary.fatal)
+    if summary.failures:
+        sys.exit(1)
+
+
+def _infer_detector(model, provider, conf, iou, max_det, classes, class_agnostic, strict, batch, trt_cache, threads):
+    """The Detector of ``edgedet infer``, with its errors as the CLI's."""
+    from .runtime import Detector, TensorRTOptions
+    from .runtime.providers import ProviderError
+
+    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    trt = TensorRTOptions(engine_cache_dir=trt_cache, timing_cache_dir=trt_cache) if trt_cache else None
+    try:
+        return Detector(model, providers=provider, conf=conf, iou=iou, max_det=max_det, class_agnostic=class_agnostic,
+                        classes=class_list, threads=threads, strict=strict, max_batch=batch, tensorrt=trt)
     except ValueError as e:
         if str(e).startswith(("unknown class", "class id")):
             raise click.BadParameter(str(e), param_hint="--classes") from None
         raise _fail(e) from None
     except (ProviderError, FileNotFoundError) as e:
         raise _fail(e) from None
-    click.echo(f"{detector!r}; providers: {', '.join(detector.providers)}", err=True)
-    total = len(src.images) if src.kind == "images" else (max_frames or 0)
-    with click.progressbar(length=total or 1, label="infer", file=sys.stderr, show_pos=True,
-                           item_show_func=lambda s: s) as bar:
-        state = {"seen": 0}
-
-        def progress(done, failed, rate):
-            seen = done + failed
-            bar.update(max(seen - state["seen"], 0), f"{rate:.1f} img/s" + (f", {failed} failed" if failed else ""))
-            state["seen"] = seen
-
-        try:
-            if engine == "ray":
-                summary = _infer_ray(model, src, Path(out), detector, save_images, resume, ray_address, actors,
-                                     threads, progress)
-            elif src.kind == "images":
-                summary = infer_images(detector, src, Path(out), save_images=save_images, resume=resume,
-                                       workers=workers, batch=batch, progress=progress)
-            else:
-                summary = infer_video(detector, src, Path(out), save_video=save_images, max_frames=max_frames,
-                                      progress=progress)
-        except ValueError as e:
-            raise _fail(e) from None
-    _print_summary(summary)
-    if summary.fatal:
-        raise click.ClickException(summary.fatal)
-    if summary.failures:
-        sys.exit(1)
 
 
 def _infer_ray(model, src, out, detector, save_images, resume, ray_address, actors, threads, progress):
@@ -452,8 +428,9 @@ def bench(models, provider, threads, batch, warmup, iters, seconds, e2e, image, 
     if e2e:
         picture = Path(image) if image else sorted(Path(example_images()).glob("*.jpg"))[0]
     try:
-        results = benchmark(models, providers=provider, threads=threads, batch=batch, warmup=warmup, iters=iters,
-                            seconds=seconds, end_to_end=picture)
+        with ProgressBar("bench") as bar:
+            results = benchmark(models, providers=provider, threads=threads, batch=batch, warmup=warmup,
+                                iters=None if seconds else iters, seconds=seconds, end_to_end=picture, progress=bar)
     except ValueError as e:
         raise _fail(e) from None
     peak = matmul_peak_gflops()
@@ -529,10 +506,26 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     from pathlib import Path
 
     from edgedet.calibration import CalibrationError, QuantizeError
-    from edgedet.calibration.run import run_quantize
     from .runtime.fileio import atomic_write_json
+    from .workflows.quantize_model import run_quantize
 
+    _check_quantize_options(eval_data, max_ap_drop, exclude, also_fp16, input_size)
     out = Path(output or str(Path(model).with_suffix("")) + "-int8.onnx")
+    options = dict(num_images=num_images, seed=seed, method=method, percentile=percentile, per_channel=per_channel,
+                   channel_scales=channel_scales, target=target, cache_dir=Path(cache_dir) if cache_dir else None)
+    if max_ap_drop is None:
+        options.update(exclude=exclude, input_size=input_size, also_fp16=also_fp16)
+    try:
+        with ProgressBar("sensitivity" if max_ap_drop is not None else "calibrate") as bar:
+            run = run_quantize(model, calib, out, eval_data=eval_data, eval_limit=eval_limit, max_ap_drop=max_ap_drop,
+                               max_steps=max_steps, echo=click.echo, progress=bar, **options)
+    except (QuantizeError, CalibrationError) as e:
+        raise _fail(e) from None
+    _print_quantize_run(run, out)
+    atomic_write_json(report_path or out.with_suffix(".json"), run.report)
+
+
+def _check_quantize_options(eval_data, max_ap_drop, exclude, also_fp16, input_size) -> None:
     if max_ap_drop is not None and not eval_data:
         raise click.UsageError("--max-ap-drop needs --eval DATA to measure AP on")
     if max_ap_drop is not None and (exclude != "auto" or also_fp16):
@@ -541,27 +534,18 @@ def quantize(model, calib, output, num_images, seed, method, percentile, per_cha
     if input_size and eval_data:
         raise click.UsageError("--eval needs an edgedet export (the runtime reads its metadata); "
                                "--input-size is only for calibrating other ONNX models")
-    try:
-        run = run_quantize(model, calib, out, eval_data=eval_data, eval_limit=eval_limit, max_ap_drop=max_ap_drop,
-                           max_steps=max_steps, echo=click.echo,
-                           progress=_counting_bar("sensitivity" if max_ap_drop is not None else "calibrate"),
-                           num_images=num_images, seed=seed, method=method, percentile=percentile,
-                           per_channel=per_channel, channel_scales=channel_scales, target=target,
-                           cache_dir=Path(cache_dir) if cache_dir else None,
-                           **({} if max_ap_drop is not None else {"exclude": exclude, "input_size": input_size,
-                                                                  "also_fp16": also_fp16}))
-    except (QuantizeError, CalibrationError) as e:
-        raise _fail(e) from None
-    result, report = run.result, run.report
+
+
+def _print_quantize_run(run, out) -> None:
+    result = run.result
     click.echo(f"kept in float ({len(result.excluded)}): {', '.join(result.excluded) or 'none'}")
     if result.fp16:
         click.echo(f"fp16: parity {result.fp16['parity_rel']:.1e} of the output scale; wrote {result.fp16['path']}")
     click.echo(format_table(("precision", "MB", "latency ms", "AP"),
                             [(name, f"{mb:.2f}", f"{ms:.2f}", f"{ap:.4f}" if ap is not None else "-")
                              for name, mb, ms, ap in run.rows()]))
-    click.echo(f"latency int8/fp32: {report['latency_ratio']}; wrote {out}"
+    click.echo(f"latency int8/fp32: {run.report['latency_ratio']}; wrote {out}"
                + ("; calibration cache reused" if result.calibration_cached else ""))
-    atomic_write_json(report_path or out.with_suffix(".json"), report)
 
 
 @cli.command()
@@ -663,8 +647,8 @@ def data_synth(out, out_option, n_train, n_val, size, seed) -> None:
         raise click.UsageError("give the output folder once: as OUT or as -o/--out")
     out = out or out_option
     splits = {k: v for k, v in (("train", n_train), ("val", n_val)) if v}
-    with click.progressbar(length=sum(splits.values()), label="synth", file=sys.stderr) as bar:
-        write_synth_dataset(Path(out), splits, size=size, seed=seed, progress=bar.update)
+    with ProgressBar("synth") as bar:
+        write_synth_dataset(Path(out), splits, size=size, seed=seed, progress=bar)
     click.echo(f"wrote {', '.join(f'{v} {k}' for k, v in splits.items())} images to {out}")
 
 
@@ -726,45 +710,11 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
                       allow_emulated_bf16=allow_emulated_bf16, seed=seed, threads=threads, devices=devices,
                       multiscale=multiscale)
 
-    # On a terminal: a bar per epoch; in a log (not a TTY): a line every 20 steps.
-    interactive = sys.stderr.isatty()
-    bar: Dict[str, Any] = {"epoch": None, "bar": None}
-
-    def close_bar() -> None:
-        if bar["bar"] is not None:
-            bar["bar"].__exit__(None, None, None)
-            bar["bar"] = None
-
-    def progress(rec):
-        if "val" in rec:
-            close_bar()
-            v = rec["val"]
-            click.echo(f"epoch {rec['epoch']}: val AP {v['AP']:.4f} AP50 {v['AP50']:.4f}", err=True)
-            return
-        steps_left = (epochs - rec["epoch"]) * rec["iters"] + rec["iters"] - rec["iter"]
-        eta_min = steps_left * batch / max(rec["images_per_s"], 1e-9) / 60  # training steps only, not evaluation
-        status = (f"loss {rec['loss']:.3f} (iou {rec['iou']:.3f} obj {rec['obj']:.3f} cls {rec['cls']:.3f} "
-                  f"l1 {rec['l1']:.3f}) lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s ETA {eta_min:.0f} min")
-        if interactive:
-            if bar["epoch"] != rec["epoch"]:
-                close_bar()
-                bar["epoch"] = rec["epoch"]
-                bar["bar"] = click.progressbar(length=rec["iters"], label=f"epoch {rec['epoch']}/{epochs}",
-                                               file=sys.stderr, show_eta=False, show_pos=True,
-                                               item_show_func=lambda text: text)
-                bar["bar"].__enter__()
-            bar["bar"].update(1, current_item=status)
-            if rec["iter"] == rec["iters"]:
-                close_bar()
-        elif rec["iter"] == rec["iters"] or rec["iter"] % 20 == 0:
-            click.echo(f"epoch {rec['epoch']}/{epochs} iter {rec['iter']}/{rec['iters']} {status}", err=True)
-
     try:
-        result = run_training(cfg, progress=progress)
+        with TrainView() as view:
+            result = run_training(cfg, progress=view)
     except TrainError as e:
         raise _fail(e) from None
-    finally:
-        close_bar()
     if "best_ap" in result:  # rank 0 (other torchrun ranks only train)
         click.echo(f"done: best AP {result['best_ap']:.4f}; checkpoints in {result['out']}")
 
@@ -802,7 +752,7 @@ def eval_cmd(model, data_dir, split, model_name, input_size, limit, provider, js
         metrics = evaluate_model(_resolve_ckpt(model, model_name or "yolox-nano", "MODEL"), data_dir, split=split,
                                  model_name=model_name,
                                  input_size=input_size, limit=limit, provider=provider, json_out=json_out,
-                                 progress=_counting_bar("eval"))
+                                 progress=ProgressBar("eval"))
     except EvalError as e:
         raise _fail(e) from None
     click.echo(metrics.table())

@@ -17,7 +17,6 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
-import torch
 
 from edgedet import __version__
 from edgedet.data.coco_names import COCO_CLASSES

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from edgedet.runtime.fileio import atomic_write_bytes, atomic_write_json
+from edgedet.runtime.progress import ProgressCallback, report
 
 from .coco import split_paths
 from .synth import SYNTH_CLASSES, render_sample
@@ -27,7 +28,7 @@ def write_synth_dataset(
     splits: Dict[str, int],
     size: Tuple[int, int] = (416, 416),
     seed: int = 0,
-    progress: Optional[Callable[[int], None]] = None,
+    progress: Optional[ProgressCallback] = None,
 ) -> Path:
     """Write ``splits`` (e.g. {"train": 2000, "val": 300}) of synthetic images to ``out``.
 
@@ -36,6 +37,7 @@ def write_synth_dataset(
     (resume), annotations are written last and atomically.
     """
     out = Path(out)
+    total, done = sum(splits.values()), 0
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(SYNTH_CLASSES)]
     for split, count in splits.items():
         ann_file, image_dir = split_paths(out, split)
@@ -58,8 +60,8 @@ def write_synth_dataset(
                     "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
                     "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0,
                 })
-            if progress:
-                progress(1)
+            done += 1
+            report(progress, "synth", done, total)
         atomic_write_json(ann_file, {"info": {"description": f"edgedet synthetic shapes, seed {seed}"},
                                      "images": images, "annotations": annotations, "categories": categories}, indent=None)
     return out

@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from edgedet.data.coco import CocoDetection, DatasetError
+from edgedet.runtime.progress import ProgressCallback, report
 
 __all__ = ["EVAL_CONF", "EVAL_IOU", "Metrics", "evaluate_predictions", "evaluate_detector", "evaluate_torch"]
 
@@ -70,28 +71,22 @@ def evaluate_predictions(dataset: CocoDetection, results: List[Dict], image_ids:
     return Metrics(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], images=len(ids))
 
 
-def _progress_iter(n: int, progress: Optional[Callable[[int], None]]):
-    for i in range(n):
-        yield i
-        if progress:
-            progress(1)
-
-
 def evaluate_detector(detector, dataset: CocoDetection, limit: Optional[int] = None,
-                      progress: Optional[Callable[[int], None]] = None) -> Metrics:
+                      progress: Optional[ProgressCallback] = None) -> Metrics:
     """mAP of an ``edgedet.runtime.Detector`` (set its conf/iou to the eval settings)."""
     results: List[Dict] = []
     ids = []
     failures = []
-    for i in _progress_iter(len(dataset) if limit is None else min(limit, len(dataset)), progress):
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in range(n):
         try:
             image, _, _ = dataset.load(i)
         except DatasetError as e:  # one unreadable image is reported and left out, not fatal
             failures.append((str(dataset.images[i].path), str(e).split(": ", 1)[-1]))
-            continue
-        det = detector(image)
-        results.extend(det.to_coco(dataset.image_id(i)))
-        ids.append(dataset.image_id(i))
+        else:
+            results.extend(detector(image).to_coco(dataset.image_id(i)))
+            ids.append(dataset.image_id(i))
+        report(progress, "eval", i + 1, n, failed=len(failures))
     metrics = evaluate_predictions(dataset, results, ids)
     metrics.settings = {"conf": detector.conf, "iou": detector.iou, "class_agnostic": detector.class_agnostic,
                         "input_size": list(detector.input_size), "max_det": detector.max_det}
@@ -100,7 +95,7 @@ def evaluate_detector(detector, dataset: CocoDetection, limit: Optional[int] = N
 
 
 def evaluate_torch(model, dataset: CocoDetection, input_size, limit: Optional[int] = None, conf: float = EVAL_CONF,
-                   iou: float = EVAL_IOU, batch: int = 8, progress: Optional[Callable[[int], None]] = None) -> Metrics:
+                   iou: float = EVAL_IOU, batch: int = 8, progress: Optional[ProgressCallback] = None) -> Metrics:
     """mAP of a PyTorch YOLOX model, pre-processed by the runtime's letterbox and
     post-processed by the runtime's selection (the same code the ONNX path uses)."""
     import torch
@@ -122,8 +117,7 @@ def evaluate_torch(model, dataset: CocoDetection, input_size, limit: Optional[in
                     image, _, _ = dataset.load(i)
                 except DatasetError as e:
                     failures.append((str(dataset.images[i].path), str(e).split(": ", 1)[-1]))
-                    if progress:
-                        progress(1)
+                    report(progress, "eval", len(ids) + len(failures), n, failed=len(failures))
                     continue
                 idx.append(i)
                 blob, r = preprocess(image, input_size)
@@ -138,8 +132,7 @@ def evaluate_torch(model, dataset: CocoDetection, input_size, limit: Optional[in
                 boxes = scale_boxes(boxes, ratios[j], shapes[j])
                 results.extend(coco_result(dataset.image_id(i), b, s, c) for b, s, c in zip(boxes, scores, classes))
                 ids.append(dataset.image_id(i))
-                if progress:
-                    progress(1)
+                report(progress, "eval", len(ids) + len(failures), n, failed=len(failures))
     model.train(was_training)
     metrics = evaluate_predictions(dataset, results, ids)
     metrics.settings = {"conf": conf, "iou": iou, "class_agnostic": False, "input_size": list(input_size),

@@ -13,13 +13,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .detector import Detector
+from .progress import ProgressCallback, report
 
-__all__ = ["BenchResult", "benchmark", "matmul_peak_gflops", "current_rss_mb"]
+__all__ = ["BenchResult", "benchmark", "time_interleaved", "cpu_latency_ms", "matmul_peak_gflops", "current_rss_mb"]
 
 
 @dataclass
@@ -73,6 +74,47 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def time_interleaved(runs: Mapping[str, Callable[[], object]], *, rounds: Optional[int] = 50,
+                     seconds: Optional[float] = None, warmup: int = 1,
+                     progress: Optional[ProgressCallback] = None) -> Dict[str, List[float]]:
+    """Milliseconds of each call of ``runs``, called in turns (A B A B ...) so that a noisy
+    machine's drift hits them alike: ``rounds`` rounds, or as many as fit in ``seconds``, after
+    ``warmup`` untimed rounds. A progress event every 10 rounds."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    deadline = time.perf_counter() + seconds if seconds else None
+    total = None if deadline else (rounds or 50)
+    done = 0
+    while (deadline is None and done < total) or (deadline is not None and time.perf_counter() < deadline):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) * 1000)
+        done += 1
+        if done % 10 == 0:
+            report(progress, "bench", done, total)
+    return times
+
+
+def cpu_latency_ms(models: Mapping[str, Union[str, bytes]], *, sample: Optional[np.ndarray] = None, rounds: int = 20,
+                   threads: int = 1) -> Dict[str, float]:
+    """Median latency (ms) of raw ONNX ``models`` (paths or serialized bytes, one input) on the CPU
+    provider with the same threads, timed interleaved on ``sample`` (default: a random image
+    batch of the first model's input shape)."""
+    from .providers import cpu_session
+
+    sessions = {name: cpu_session(m, threads) for name, m in models.items()}
+    inp = next(iter(sessions.values())).get_inputs()[0]
+    if sample is None:
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        sample = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
+    times = time_interleaved({name: (lambda s=s: s.run(None, {inp.name: sample})) for name, s in sessions.items()},
+                             rounds=rounds)
+    return {name: round(statistics.median(t), 3) for name, t in times.items()}
+
+
 def benchmark(
     models: Sequence[str],
     providers: str = "auto",
@@ -82,7 +124,7 @@ def benchmark(
     iters: Optional[int] = 50,
     seconds: Optional[float] = None,
     end_to_end: Optional[Path] = None,
-    progress: Optional[Callable[[str], None]] = None,
+    progress: Optional[ProgressCallback] = None,
 ) -> List[BenchResult]:
     """Benchmark ``models`` interleaved. ``end_to_end`` is an image file to decode for the
     end-to-end timing (read, letterbox, run, post-process), or None to skip it."""
@@ -105,20 +147,9 @@ def benchmark(
             rss_mb=max(current_rss_mb() - before, 0.0), gflops=det.metadata.gflops,
         ))
         detectors.append((det, blob))
-    for det, blob in detectors:
-        for _ in range(warmup):
-            det.run(blob)
-    times: List[List[float]] = [[] for _ in detectors]
-    deadline = time.perf_counter() + seconds if seconds else None
-    i = 0
-    while (deadline is None and i < (iters or 50)) or (deadline is not None and time.perf_counter() < deadline):
-        for k, (det, blob) in enumerate(detectors):  # interleaved: A B A B ...
-            start = time.perf_counter()
-            det.run(blob)
-            times[k].append((time.perf_counter() - start) * 1000)
-        i += 1
-        if progress and i % 10 == 0:
-            progress(f"{i} rounds")
+    timed = time_interleaved({str(k): (lambda d=det, b=blob: d.run(b)) for k, (det, blob) in enumerate(detectors)},
+                             rounds=iters, seconds=seconds, warmup=warmup, progress=progress)
+    times = [timed[str(k)] for k in range(len(detectors))]
     image = cv2.imread(str(end_to_end)) if end_to_end else None
     if end_to_end is not None and image is None:
         raise ValueError(f"{end_to_end}: cannot read the end-to-end image")

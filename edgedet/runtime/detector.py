@@ -12,7 +12,7 @@ from .detections import Detections
 from .letterbox import preprocess
 from .metadata import ModelMetadata, from_props
 from .postprocess import decode_raw, scale_boxes, select_detections
-from .providers import CPUOptions, CUDAOptions, SessionInfo, TensorRTOptions, create_session
+from .providers import CPUOptions, CUDAOptions, TensorRTOptions, create_session
 from .sources import as_image
 
 __all__ = ["Detector"]

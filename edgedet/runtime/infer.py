@@ -29,20 +29,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
-import numpy as np
 
 from .detections import coco_result
 from .detector import Detector
+from .progress import ProgressCallback, report
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable, json_safe_path
 from .sources import Source, read_image
 
-__all__ = ["InferSummary", "infer_images", "infer_video", "annotated_names", "run_settings", "check_resume",
+__all__ = ["InferSummary", "infer_source", "infer_images", "infer_video", "default_workers", "annotated_names", "run_settings", "check_resume",
            "process_chunk", "write_outputs", "run_items", "RUN_MANIFEST"]
 
-Progress = Callable[[int, int, float], None]  # (completed now, failed now, images/s so far)
 
 
 @dataclass
@@ -55,6 +54,11 @@ class InferSummary:
     seconds: float = 0.0
     out_dir: Optional[Path] = None
     fatal: Optional[str] = None  # why the run stopped early (a write that failed), if it did
+
+    def report_to(self, progress: Optional[ProgressCallback]) -> None:
+        """Send where the run stands (earlier runs' images count as done) as a progress event."""
+        report(progress, "infer", self.resumed + self.done + len(self.failures), self.total,
+               failed=len(self.failures), rate=self.images_per_second)
 
     @property
     def images_per_second(self) -> float:
@@ -195,6 +199,23 @@ def write_outputs(out_dir: Path, records: Dict[str, Dict], order: List[str], sum
     atomic_write_json(out_dir / "summary.json", summary.to_dict())
 
 
+def default_workers() -> int:
+    """Parallel pipelines when the caller names none: one per core, at most 4."""
+    return min(os.cpu_count() or 1, 4)
+
+
+def infer_source(detector: Detector, source: Source, out_dir: Path, *, save_images: bool = True, resume: bool = False,
+                 workers: Optional[int] = None, batch: int = 1, max_frames: Optional[int] = None,
+                 progress: Optional[ProgressCallback] = None) -> InferSummary:
+    """Detect on what ``source`` holds: its images through ``infer_images`` (``workers`` pipelines,
+    ``batch`` images per run, ``resume``), a video or camera through ``infer_video`` (up to
+    ``max_frames``)."""
+    if source.kind == "images":
+        return infer_images(detector, source, out_dir, save_images=save_images, resume=resume, workers=workers,
+                            batch=batch, progress=progress)
+    return infer_video(detector, source, out_dir, save_video=save_images, max_frames=max_frames, progress=progress)
+
+
 def infer_images(
     detector: Detector,
     source: Source,
@@ -204,7 +225,7 @@ def infer_images(
     resume: bool = False,
     workers: Optional[int] = None,
     batch: int = 1,
-    progress: Optional[Progress] = None,
+    progress: Optional[ProgressCallback] = None,
 ) -> InferSummary:
     """Detect on every image of ``source`` and write the outputs (see the module docstring).
 
@@ -238,7 +259,7 @@ def infer_images(
     todo = [item for item in items if item[2] not in records]
     step = detector.batch or max(1, batch)
     chunks = [todo[i:i + step] for i in range(0, len(todo), step)]
-    workers = workers or min(os.cpu_count() or 1, 4)
+    workers = workers or default_workers()
     start = time.perf_counter()
     fd = os.open(jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     previous_handler = None
@@ -306,8 +327,7 @@ def _run_chunks(pool, detector, chunks, out_dir, save_images, names, workers, fd
             if nxt is not None:
                 pending.add(pool.submit(process_chunk, detector, nxt, out_dir, save_images, names))
         summary.seconds = time.perf_counter() - start
-        if progress:
-            progress(summary.done, len(summary.failures), summary.images_per_second)
+        summary.report_to(progress)
 
 
 def infer_video(
@@ -317,7 +337,7 @@ def infer_video(
     *,
     save_video: bool = True,
     max_frames: Optional[int] = None,
-    progress: Optional[Progress] = None,
+    progress: Optional[ProgressCallback] = None,
 ) -> InferSummary:
     """Detect on each frame of a video file or camera. Writes ``predictions.jsonl`` (one
     line per frame) and, with ``save_video``, ``annotated.mp4`` (renamed into place when
@@ -352,8 +372,7 @@ def infer_video(
                     writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                 writer.write(det.draw(frame))
             summary.seconds = time.perf_counter() - start
-            if progress:
-                progress(summary.done, 0, summary.images_per_second)
+            report(progress, "infer", summary.done, max_frames, rate=summary.images_per_second)
     finally:
         capture.release()
         summary.total = summary.done

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from edgedet.models.decode import make_grids
 
-from .simota import pairwise_iou_cxcywh, simota_assign
+from .simota import simota_assign
 
 __all__ = ["LossParts", "iou_loss", "yolox_loss"]
 

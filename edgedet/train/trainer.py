@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -22,6 +22,7 @@ from edgedet.models import build_model, get_spec, load_checkpoint
 from edgedet.runtime.fileio import atomic_write_bytes
 
 from .loss import LossParts, yolox_loss
+from .progress import EpochEval, TrainProgress, TrainStep
 from .schedule import ModelEMA, YoloxWarmCos, build_optimizer
 
 __all__ = ["TrainConfig", "TrainError", "train", "train_step", "resolve_device", "resolve_precision", "strip_checkpoint"]
@@ -239,7 +240,7 @@ def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: t
     return parts
 
 
-def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -> Dict:
+def train(cfg: TrainConfig, progress: Optional[TrainProgress] = None) -> Dict:
     """Train (or resume) and return a summary with the last validation metrics.
 
     Writes ``out/last.pth`` every epoch and ``out/best.pth`` at the best validation AP,
@@ -399,12 +400,12 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 except TrainError as e:
                     raise TrainError(f"{e} at epoch {epoch + 1}, iteration {it + 1}") from None
                 ema.update(model)
-                record = {"epoch": epoch + 1, "iter": it + 1, "iters": iters, "lr": schedule(global_it),
-                          "images_per_s": (it + 1) * cfg.batch / (time.perf_counter() - start), **parts.as_floats()}
-                log_file.write(json.dumps(record) + "\n")
+                step = TrainStep(epoch + 1, cfg.epochs, it + 1, iters, cfg.batch, schedule(global_it),
+                                 (it + 1) * cfg.batch / (time.perf_counter() - start), parts.as_floats())
+                log_file.write(json.dumps(step.to_record()) + "\n")
                 log_file.flush()
                 if progress:
-                    progress(record)
+                    progress(step)
             curr_ap = None
             if distributed:  # each rank logs a digest of its weights: they must stay identical
                 log_file.write(json.dumps({"epoch": epoch + 1, "rank": rank, "weights_sha256": _digest(model)}) + "\n")
@@ -419,7 +420,7 @@ def train(cfg: TrainConfig, progress: Optional[Callable[[Dict], None]] = None) -
                 log_file.write(json.dumps({"epoch": epoch + 1, "val": metrics.to_dict()}) + "\n")
                 log_file.flush()
                 if progress:
-                    progress({"epoch": epoch + 1, "val": metrics.to_dict()})
+                    progress(EpochEval(epoch + 1, cfg.epochs, metrics))
             state = {
                 # CPU tensors: a checkpoint trained on a GPU loads on a CPU-only machine as it is
                 "model": _on_cpu(ema.ema.state_dict()), "train_model": _on_cpu(model.state_dict()),

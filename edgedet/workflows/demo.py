@@ -9,15 +9,17 @@ both, and print one table.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 __all__ = ["run_demo"]
 
+log = logging.getLogger(__name__)
 
 
-def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = print, eval_images: int = 100,
+def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = log.info, eval_images: int = 100,
              calib_images: int = 100, images: Optional[Path] = None, bench_iters: int = 30) -> dict:
     """Run the demo into ``out`` and return what it measured."""
     from edgedet.calibration import quantize_model

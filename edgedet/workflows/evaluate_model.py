@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 from edgedet.data.coco import CocoDetection, DatasetError
 from edgedet.eval.coco_eval import EVAL_CONF, EVAL_IOU, Metrics
+from edgedet.runtime.progress import ProgressCallback
 
 __all__ = ["EvalError", "evaluate_model"]
 
@@ -18,10 +19,10 @@ class EvalError(ValueError):
 def evaluate_model(
     model: str, data_dir: str, split: str = "val", model_name: Optional[str] = None,
     input_size: Optional[Tuple[int, int]] = None, limit: Optional[int] = None, provider: str = "auto",
-    json_out: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None,
+    json_out: Optional[str] = None, progress: Optional[ProgressCallback] = None,
 ) -> Metrics:
-    """mAP of ``model`` (a ``.pth`` or ``.onnx`` path) on ``data_dir``'s ``split``;
-    ``progress(images_done, images_total)`` after each image."""
+    """mAP of ``model`` (a ``.pth`` or ``.onnx`` path) on ``data_dir``'s ``split``, with a
+    progress event after each image."""
     try:
         dataset = CocoDetection.from_dir(data_dir, split)
     except DatasetError as e:
@@ -29,13 +30,6 @@ def evaluate_model(
     path = Path(model)
     if not path.is_file():
         raise EvalError(f"{model}: no such model file")
-    total = len(dataset) if limit is None else min(limit, len(dataset))
-    done = [0]
-
-    def step(n: int) -> None:
-        done[0] += n
-        if progress:
-            progress(done[0], total)
     if path.suffix.lower() == ".onnx":
         from edgedet.eval.coco_eval import evaluate_detector
         from edgedet.runtime import Detector
@@ -46,7 +40,7 @@ def evaluate_model(
             raise EvalError(str(e)) from None
         if detector.metadata.num_classes != dataset.num_classes:
             raise EvalError(f"{model} has {detector.metadata.num_classes} classes, {data_dir} has {dataset.num_classes}")
-        metrics = evaluate_detector(detector, dataset, limit=limit, progress=step)
+        metrics = evaluate_detector(detector, dataset, limit=limit, progress=progress)
     else:
         from edgedet.eval.coco_eval import evaluate_torch
         from edgedet.models import build_model, fuse_model, get_spec, load_checkpoint, read_checkpoint
@@ -67,7 +61,7 @@ def evaluate_model(
             load_checkpoint(net, path)
         except ValueError as e:
             raise EvalError(str(e)) from None
-        metrics = evaluate_torch(fuse_model(net), dataset, size, limit=limit, progress=step)
+        metrics = evaluate_torch(fuse_model(net), dataset, size, limit=limit, progress=progress)
     if json_out:
         from edgedet.runtime.fileio import atomic_write_json
 

@@ -8,6 +8,7 @@ a re-run skips it (resume); a failing cell is recorded with its reason and the r
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from edgedet.runtime.fileio import atomic_write_json, atomic_write_text
 
 __all__ = ["Cell", "run_matrix", "pareto_front"]
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -93,7 +96,7 @@ def run_matrix(
     sizes: Sequence[str], precisions: Sequence[str], out: Path, *, ckpts: Optional[Dict[str, str]] = None,
     input_size: Optional[Tuple[int, int]] = None, calib: Optional[str] = None, data: Optional[str] = None,
     provider: str = "auto", budget_ms: Optional[float] = None, eval_limit: Optional[int] = None,
-    bench_iters: int = 30, threads: Optional[int] = None, echo: Callable[[str], None] = print,
+    bench_iters: int = 30, threads: Optional[int] = None, echo: Callable[[str], None] = log.info,
 ) -> List[Cell]:
     """Run (or resume) the matrix into ``out`` and write ``report.md``, ``report.json``, ``pareto.png``."""
     bad = [p for p in precisions if p not in PRECISIONS]

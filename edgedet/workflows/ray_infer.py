@@ -19,12 +19,13 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from edgedet.runtime.detector import Detector
 from edgedet.runtime.fileio import atomic_write_json, atomic_write_text, check_writable
-from edgedet.runtime.infer import (RUN_MANIFEST, InferSummary, Progress, annotated_names, check_resume,
+from edgedet.runtime.infer import (RUN_MANIFEST, InferSummary, annotated_names, check_resume,
                                    process_chunk, run_items, run_settings, write_outputs)
+from edgedet.runtime.progress import ProgressCallback
 from edgedet.runtime.sources import Source
 
 __all__ = ["RayUnavailable", "infer_ray", "SHARD_SIZE"]
@@ -90,7 +91,7 @@ def infer_ray(model: str, source: Source, out_dir: Path, *, detector_options: Op
               save_images: bool = True, resume: bool = False, ray_address: Optional[str] = None,
               actors: Optional[int] = None, cpus_per_actor: float = 1, gpus_per_actor: float = 0,
               batch_size: int = 32, shard_size: int = SHARD_SIZE, num_cpus: Optional[int] = None,
-              progress: Optional[Progress] = None, detector: Optional[Detector] = None) -> InferSummary:
+              progress: Optional[ProgressCallback] = None, detector: Optional[Detector] = None) -> InferSummary:
     """Detect on every image of ``source`` with a pool of Ray actors and write the local engine's
     outputs in ``out_dir`` (see the module docstring). ``detector_options`` are ``Detector``
     keyword arguments (conf, iou, classes, providers, threads ...); ``num_cpus`` sizes a local
@@ -153,8 +154,7 @@ def infer_ray(model: str, source: Source, out_dir: Path, *, detector_options: Op
                         json.dumps({"image_id": i, "rel": r, "record": rec, "reason": why}) + "\n"
                         for i, r, rec, why in lines))
             summary.seconds = time.perf_counter() - start
-            if progress:
-                progress(summary.done, len(summary.failures), summary.images_per_second)
+            summary.report_to(progress)
     # Merge every shard (this run's and earlier runs') into the local engine's files.
     records, failures = {}, []
     for k in range(len(shards)):

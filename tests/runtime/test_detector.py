@@ -5,7 +5,6 @@ import onnx
 import pytest
 
 from edgedet.runtime import Detections, Detector
-from edgedet.runtime.metadata import MetadataError
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from edgedet.cli import cli
 from edgedet.data.synth_dataset import write_synth_dataset
-from edgedet.train import TrainConfig, TrainError, train
+from edgedet.train import TrainConfig, TrainError, TrainStep, train
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_short_run_lowers_the_loss(tiny_data, tmp_path):
     cfg = _cfg(tiny_data, tmp_path / "run", epochs=20, batch=16, no_aug_epochs=20, warmup_epochs=0,
                basic_lr_per_img=0.1 / 16)
     losses = []
-    train(cfg, progress=lambda r: losses.append(r["loss"]) if "loss" in r else None)
+    train(cfg, progress=lambda e: losses.append(e.losses["loss"]) if isinstance(e, TrainStep) else None)
     assert len(losses) == 20
     assert sum(losses[-3:]) / 3 < 0.95 * sum(losses[:3]) / 3  # measured: 12.4 -> 11.4
 
@@ -62,7 +62,7 @@ class _Killed(Exception):
 
 def _stop_after_epoch(n):
     def progress(record):
-        if record.get("epoch", 0) > n:
+        if record.epoch > n:
             raise _Killed()
     return _raising(progress)
 
