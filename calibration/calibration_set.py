@@ -99,8 +99,9 @@ class CalibrationSet(CalibrationDataReader):
         return h.hexdigest()[:24]
 
     @property
-    def images_sha256(self) -> str:
-        """Hash of the chosen image files' contents' identities (paths, sizes, mtimes) and pre-processing."""
+    def images_fingerprint(self) -> str:
+        """Hash of the chosen files' paths, sizes and modification times and of the pre-processing:
+        the same images prepared the same way (not a hash of the pixels)."""
         return self.key
 
     def _load_or_build(self) -> np.ndarray:

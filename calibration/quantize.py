@@ -419,7 +419,7 @@ def quantize_model(
 
             scaled = apply_channel_scales(q_model, depthwise_sites(prepared_model), load_channel_ranges(channel_ranges))
     calibration = {"method": method, "percentile": percentile if method == "percentile" else None,
-                   "num_images": len(calib), "images_sha256": calib.images_sha256, "seed": seed,
+                   "num_images": len(calib), "images_fingerprint": calib.images_fingerprint, "seed": seed,
                    "source": Path(calib_source).name, "per_channel": per_channel, "target": target,
                    "channel_scaled_sites": scaled,
                    "activation_type": "int8" if target == "tensorrt" else "uint8", "weight_type": "int8",

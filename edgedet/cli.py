@@ -11,7 +11,7 @@ from typing import Optional
 import click
 
 from . import __version__, example_images
-from .cli_types import IMAGE_SIZE, PROVIDER, PROVIDER_HELP
+from .cli_types import BATCH_PROFILE, IMAGE_SIZE, PROVIDER, PROVIDER_HELP, SIZE_PATH
 from .cli_progress import ProgressBar, TrainView
 from .tables import format_table
 
@@ -238,7 +238,7 @@ def _export_all(out_dir, kwargs) -> None:
               help="Engine and timing cache folder (default: MODEL's name with .trt, beside it).")
 @click.option("--fp16", is_flag=True, help="Let TensorRT use float16 kernels.")
 @click.option("--int8", is_flag=True, help="INT8 engine from a quantized (QDQ) model.")
-@click.option("--batch-profile", default=None, metavar="MIN,OPT,MAX",
+@click.option("--batch-profile", type=BATCH_PROFILE, default=None, metavar="MIN,OPT,MAX",
               help="Batch optimisation profile for a dynamic-batch model (default 1,1,8).")
 @click.option("--workspace-mb", type=click.IntRange(min=1), default=None, metavar="MB", help="Builder workspace limit.")
 @click.option("--opt-level", type=click.IntRange(0, 5), default=None, help="TensorRT builder optimisation level.")
@@ -257,14 +257,8 @@ def build_engine_cmd(model, cache_dir, fp16, int8, batch_profile, workspace_mb, 
     """
     from edgedet.exporters.tensorrt import EngineBuildError, build_engine
 
-    profile = None
-    if batch_profile:
-        parts = batch_profile.split(",")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise click.BadParameter("use MIN,OPT,MAX, e.g. 1,4,8", param_hint="--batch-profile")
-        profile = tuple(int(p) for p in parts)
     try:
-        result = build_engine(model, cache_dir, fp16=fp16, int8=int8, batch_profile=profile,
+        result = build_engine(model, cache_dir, fp16=fp16, int8=int8, batch_profile=batch_profile,
                               workspace_bytes=workspace_mb * (1 << 20) if workspace_mb else None,
                               builder_optimization_level=opt_level, ep_context=ep_context, device_id=device_id)
     except (EngineBuildError, ValueError) as e:
@@ -551,7 +545,7 @@ def _print_quantize_run(run, out) -> None:
 @cli.command()
 @click.option("--sizes", default="nano,tiny,s", show_default=True, metavar="LIST", help="Zoo sizes, comma-separated.")
 @click.option("--precisions", default="fp32,int8", show_default=True, metavar="LIST", help="fp32, fp16, int8.")
-@click.option("--ckpt", "ckpt_items", multiple=True, metavar="SIZE=PATH",
+@click.option("--ckpt", "ckpt_items", type=SIZE_PATH, multiple=True, metavar="SIZE=PATH",
               help="Weights of a size (repeatable); SIZE=demo takes its shipped checkpoint, which sizes that have "
                    "one use by default.")
 @click.option("--ckpt-dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
@@ -599,11 +593,8 @@ def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir,
             candidate = Path(ckpt_dir) / f"yolox_{size}.pth"
             if candidate.is_file():
                 ckpts[size] = str(candidate)
-    for item in ckpt_items:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r}: use SIZE=PATH, e.g. nano=demo", param_hint="--ckpt")
-        size, path = item.split("=", 1)
-        ckpts[size.strip().replace("yolox-", "")] = _resolve_ckpt(path.strip(), size.strip())
+    for size, path in ckpt_items:
+        ckpts[size] = _resolve_ckpt(path, size)
     try:
         cells = run_matrix(size_list, [p.strip() for p in precisions.split(",") if p.strip()], Path(out), ckpts=ckpts,
                            input_size=input_size, calib=calib, data=data_dir, provider=provider, budget_ms=budget_ms,

@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 
 import click
 
-__all__ = ["ImageSize", "IMAGE_SIZE", "ProviderName", "PROVIDER"]
+__all__ = ["ImageSize", "IMAGE_SIZE", "ProviderName", "PROVIDER", "BatchProfile", "BATCH_PROFILE", "SizePath", "SIZE_PATH"]
 
 
 class ImageSize(click.ParamType):
@@ -48,4 +48,41 @@ class ProviderName(click.ParamType):
 
 
 PROVIDER = ProviderName()
+
+
+class BatchProfile(click.ParamType):
+    """``MIN,OPT,MAX`` batch sizes of a dynamic-batch engine profile, 1 <= MIN <= OPT <= MAX."""
+
+    name = "batch_profile"
+
+    def convert(self, value, param, ctx) -> Optional[Tuple[int, int, int]]:
+        if value is None or isinstance(value, tuple):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", str(value))
+        if not match:
+            self.fail(f"{value!r}: use MIN,OPT,MAX, e.g. 1,4,8", param, ctx)
+        low, opt, high = (int(g) for g in match.groups())
+        if not 1 <= low <= opt <= high:
+            self.fail(f"{value!r}: need 1 <= MIN <= OPT <= MAX", param, ctx)
+        return (low, opt, high)
+
+
+BATCH_PROFILE = BatchProfile()
+
+
+class SizePath(click.ParamType):
+    """``SIZE=PATH`` such as ``nano=demo`` or ``yolox-s=runs/s/best.pth``: (size without "yolox-", path)."""
+
+    name = "size_path"
+
+    def convert(self, value, param, ctx) -> Tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        size, sep, path = str(value).partition("=")
+        if not sep or not size.strip() or not path.strip():
+            self.fail(f"{value!r}: use SIZE=PATH, e.g. nano=demo", param, ctx)
+        return size.strip().replace("yolox-", ""), path.strip()
+
+
+SIZE_PATH = SizePath()
 PROVIDER_HELP = "auto, tensorrt, cuda, coreml, directml, openvino or cpu, or a comma-separated list (env EDGEDET_PROVIDER)."

@@ -1,3 +1,4 @@
+import pytest
 from click.testing import CliRunner
 
 from edgedet import __version__
@@ -135,3 +136,26 @@ def test_ckpt_demo_resolves_per_model():
     assert result.exit_code == 2
     expected = "Invalid value for --ckpt: no shipped checkpoint for yolox-x in this installation (shipped: yolox-nano"
     assert expected in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build-engine", "{model}", "--batch-profile", "1,4"], "use MIN,OPT,MAX"),
+    (["build-engine", "{model}", "--batch-profile", "4,2,8"], "need 1 <= MIN <= OPT <= MAX"),
+    (["matrix", "--ckpt", "nano", "-o", "{out}"], "use SIZE=PATH"),
+    (["matrix", "--ckpt", "=x.pth", "-o", "{out}"], "use SIZE=PATH"),
+])
+def test_structured_options_are_parsed_by_their_types(tmp_path, args, message):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not used")
+    args = [a.format(model=model, out=tmp_path / "out") for a in args]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_structured_option_values():
+    from edgedet.cli_types import BATCH_PROFILE, SIZE_PATH
+
+    assert BATCH_PROFILE.convert(" 1, 4 ,8", None, None) == (1, 4, 8)
+    assert SIZE_PATH.convert("yolox-tiny=runs/t/best.pth", None, None) == ("tiny", "runs/t/best.pth")
+    assert SIZE_PATH.convert("s=a=b.pth", None, None) == ("s", "a=b.pth")
