@@ -314,15 +314,18 @@ def infer(model, source, out, conf, iou, max_det, classes, class_agnostic, provi
           workers, save_images, resume, max_frames, engine, ray_address, actors) -> None:
     """Detect objects in an image, a folder, a glob, a video or a camera.
 
-    SOURCE is an image file, a folder (searched recursively), a quoted glob such as
-    "shots/*.png", a video file, or a camera index such as 0. One bad file never stops
-    the run: failures are listed at the end and the exit status is 1.
+    SOURCE is an image file or URI, a folder (searched recursively), a quoted glob such
+    as "shots/*.png", a list of image paths or URIs (.txt one per line, or .parquet with a
+    path/uri column; URIs: file, http(s), and s3/gs/hdfs with pyarrow), a video file, or a
+    camera index such as 0. One bad file never stops the run: failures are listed at the
+    end and the exit status is 1.
 
     \b
     Examples:
       edgedet infer yolox-nano.onnx photos/ -o runs/photos
       edgedet infer yolox-s.onnx "cam/**/*.jpg" --classes person,car --provider cuda
       edgedet infer yolox-nano.onnx street.mp4 --max-frames 300
+      edgedet infer yolox-s.onnx captures.parquet -o out --engine ray --ray-address auto
     """
     from pathlib import Path
 

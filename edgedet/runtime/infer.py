@@ -37,7 +37,7 @@ from .detections import coco_result
 from .detector import Detector
 from .progress import ProgressCallback, report
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable, json_safe_path
-from .sources import Source, read_image
+from .sources import ImageLocation, Source, is_uri, read_image
 
 __all__ = ["InferSummary", "infer_source", "infer_images", "infer_video", "default_workers", "annotated_names", "run_settings", "check_resume",
            "process_chunk", "write_outputs", "run_items", "RUN_MANIFEST"]
@@ -115,12 +115,12 @@ def annotated_names(rels: Sequence[str]) -> Dict[str, str]:
 RUN_MANIFEST = "run.json"
 
 
-def run_items(source: Source, out_dir: Path) -> List[Tuple[int, Path, str]]:
+def run_items(source: Source, out_dir: Path) -> List[Tuple[int, ImageLocation, str]]:
     """``(image id, path, relative path for the outputs)`` of each image a run processes, in source
     order, numbered from 1; images inside ``out_dir`` are left out (an output folder inside SOURCE
     must not be read back as input on the next run)."""
     inside = out_dir.resolve()
-    images = [p for p in source.images if inside not in p.resolve().parents]
+    images = [p for p in source.images if is_uri(p) or inside not in p.resolve().parents]
     return [(i + 1, p, json_safe_path(source.relative(p))) for i, p in enumerate(images)]
 
 
@@ -155,7 +155,7 @@ def check_resume(out_dir: Path, settings: Dict, earlier_run: Optional[Path] = No
                          f"them: run without --resume or use another -o")
 
 
-def process_chunk(detector: Detector, chunk: List[Tuple[int, Path, str]], out_dir: Path, save_images: bool,
+def process_chunk(detector: Detector, chunk: List[Tuple[int, ImageLocation, str]], out_dir: Path, save_images: bool,
                   names: Dict[str, str]):
     """Worker: read, detect and (optionally) draw one batch. Returns per image
     ``(image_id, rel, record or None, reason or None)``."""

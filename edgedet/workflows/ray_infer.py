@@ -8,7 +8,8 @@ keeps the finished shards. At the end the shards are merged into the local engin
 ``predictions.jsonl`` in source order, ``coco_results.json``, ``summary.json``.
 
 Without an address a local Ray is started on this machine. On a cluster, every worker must be able
-to read the paths (a shared file system or the same mount) and write ``OUT`` when images are saved.
+to read the images (URIs such as ``s3://`` or ``https://`` from a Parquet or text list, or paths on a
+shared file system) and write ``OUT`` when images are saved.
 Ray is an optional extra: ``pip install "edgedet[ray]"``.
 """
 
@@ -26,7 +27,7 @@ from edgedet.runtime.fileio import atomic_write_json, atomic_write_text, check_w
 from edgedet.runtime.infer import (RUN_MANIFEST, InferSummary, annotated_names, check_resume,
                                    process_chunk, run_items, run_settings, write_outputs)
 from edgedet.runtime.progress import ProgressCallback
-from edgedet.runtime.sources import Source
+from edgedet.runtime.sources import Source, as_location
 
 __all__ = ["RayUnavailable", "infer_ray", "SHARD_SIZE"]
 
@@ -47,7 +48,7 @@ class _DetectBatch:
     def __call__(self, batch: Dict) -> Dict:
         import numpy as np
 
-        chunk = [(int(i), Path(p), str(r)) for i, p, r in zip(batch["image_id"], batch["path"], batch["rel"])]
+        chunk = [(int(i), as_location(str(p)), str(r)) for i, p, r in zip(batch["image_id"], batch["path"], batch["rel"])]
         rows = process_chunk(self.detector, chunk, self.out_dir, self.save_images, self.names)
         return {"image_id": np.array([r[0] for r in rows], dtype=np.int64),
                 "rel": np.array([r[1] for r in rows], dtype=object),

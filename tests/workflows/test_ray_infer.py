@@ -1,7 +1,6 @@
 """`edgedet infer --engine ray` on a local Ray (2 CPUs): the local engine's outputs, failures and resume."""
 
 import json
-import shutil
 
 import cv2
 import pytest
@@ -82,3 +81,25 @@ def test_ray_engine_refuses_videos_and_other_settings_on_resume(local_ray, expor
     video.write_bytes(b"")
     result = CliRunner().invoke(cli, ["infer", str(exported["decoded"]), str(video), "--engine", "ray"])
     assert result.exit_code == 2 and "--engine ray takes images" in result.output
+
+
+def test_ray_engine_reads_a_parquet_list_of_uris(local_ray, exported, folder, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgedet.runtime import Detector
+    from edgedet.runtime.infer import infer_images
+    from edgedet.runtime.sources import resolve_source
+    from edgedet.workflows.ray_infer import infer_ray
+
+    uris = [(folder / n).as_uri() for n in ("00.jpg", "broken.jpg", "sub/x.png", "gone.jpg")]
+    pq.write_table(pa.table({"path": uris}), tmp_path / "list.parquet")
+    options = {"providers": "cpu", "threads": 1}
+    ray_summary = infer_ray(str(exported["decoded"]), resolve_source(str(tmp_path / "list.parquet")), tmp_path / "ray",
+                            detector_options=options, save_images=False)
+    local_summary = infer_images(Detector(exported["decoded"], **options), resolve_source(str(tmp_path / "list.parquet")),
+                                 tmp_path / "local", save_images=False)
+    assert ray_summary.done == local_summary.done == 2
+    assert sorted(ray_summary.failures) == sorted(local_summary.failures)
+    assert [f.split("/")[-1] for f, _ in sorted(ray_summary.failures)] == ["broken.jpg", "gone.jpg"]
+    assert (tmp_path / "ray" / "predictions.jsonl").read_text() == (tmp_path / "local" / "predictions.jsonl").read_text()
