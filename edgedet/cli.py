@@ -11,7 +11,7 @@ from typing import Optional
 import click
 
 from . import __version__, example_images
-from .cli_types import BATCH_PROFILE, IMAGE_SIZE, PROVIDER, PROVIDER_HELP, SIZE_PATH
+from .cli_types import BATCH_PROFILE, IMAGE_SIZE, MODEL_NAME, PROVIDER, PROVIDER_HELP, SIZE_PATH
 from .cli_progress import ProgressBar, TrainView
 from .tables import format_table
 
@@ -128,7 +128,7 @@ def _fail(e: Exception) -> "click.ClickException":
 
 
 @cli.command()
-@click.option("-m", "--model", "model_name", default="yolox-s", show_default=True, metavar="NAME",
+@click.option("-m", "--model", "model_name", type=MODEL_NAME, default="yolox-s", show_default=True, metavar="NAME",
               help="Zoo model: yolox-nano, yolox-tiny, yolox-s, yolox-m, yolox-l, yolox-x.")
 @click.option("--ckpt", default=None, metavar="PATH|demo",
               help="Official or edgedet .pth checkpoint. Without it the weights are random.")
@@ -647,7 +647,7 @@ def data_synth(out, out_option, n_train, n_val, size, seed) -> None:
 
 
 @cli.command()
-@click.option("-m", "--model", "model_name", default="yolox-nano", show_default=True, metavar="NAME", help="Zoo model.")
+@click.option("-m", "--model", "model_name", type=MODEL_NAME, default="yolox-nano", show_default=True, metavar="NAME", help="Zoo model.")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="COCO-format dataset: DIR/annotations/{train,val}.json, DIR/images/{train,val}/.")
 @click.option("--ckpt", default=None, metavar="PATH", help="Initial weights (e.g. official COCO weights to fine-tune).")
@@ -718,7 +718,7 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="COCO-format dataset: DIR/annotations/SPLIT.json and DIR/images/SPLIT/.")
 @click.option("--split", default="val", show_default=True, help="Which split of DIR to evaluate.")
-@click.option("-m", "--model", "--model-name", "model_name", default=None, metavar="NAME",
+@click.option("-m", "--model", "--model-name", "model_name", type=MODEL_NAME, default=None, metavar="NAME",
               help="For a .pth: the zoo model (default: from the checkpoint).")
 @click.option("--input-size", type=IMAGE_SIZE, default=None, metavar="N|HxW", help="For a .pth: default from the checkpoint.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images.")

@@ -7,7 +7,8 @@ from typing import Optional, Tuple
 
 import click
 
-__all__ = ["ImageSize", "IMAGE_SIZE", "ProviderName", "PROVIDER", "BatchProfile", "BATCH_PROFILE", "SizePath", "SIZE_PATH"]
+__all__ = ["ImageSize", "IMAGE_SIZE", "ProviderName", "PROVIDER", "BatchProfile", "BATCH_PROFILE", "SizePath", "SIZE_PATH",
+           "ModelName", "MODEL_NAME"]
 
 
 class ImageSize(click.ParamType):
@@ -48,6 +49,26 @@ class ProviderName(click.ParamType):
 
 
 PROVIDER = ProviderName()
+
+
+class ModelName(click.ParamType):
+    """A zoo model: ``yolox-s``, ``yolox_s``, ``s`` ... (returned as ``yolox-s``); an unknown name
+    fails with the known ones."""
+
+    name = "model"
+
+    def convert(self, value, param, ctx) -> Optional[str]:
+        from .zoo import get_spec
+
+        if value is None:
+            return None
+        try:
+            return get_spec(str(value)).name
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+MODEL_NAME = ModelName()
 
 
 class BatchProfile(click.ParamType):
