@@ -156,8 +156,8 @@ def _count_qdq(model: onnx.ModelProto) -> int:
 
 
 # ORT's entropy calibrator defaults to 128 histogram bins and 128 quantized bins, which leaves its
-# threshold search a single candidate, the full range: Entropy then equals MinMax exactly (seen
-# here: every activation scale identical). quantize_static does not forward the bin counts, so
+# threshold search a single candidate, the full range: Entropy then equals MinMax exactly (every
+# activation scale identical). quantize_static does not forward the bin counts, so
 # entropy ranges are computed with ORT's calibrator at these counts and handed over as a
 # calibration cache.
 ENTROPY_NUM_BINS = 512

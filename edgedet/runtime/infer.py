@@ -269,8 +269,9 @@ def infer_images(
                 _run_chunks(pool, detector, chunks, out_dir, save_images, names, workers, fd, jsonl, records,
                             summary, start, progress)
             except KeyboardInterrupt:
-                # Finish cleanly: drop queued work, let running chunks end, then finalise. A second
-                # Ctrl-C while the workers' ONNX Runtime calls end used to abort the interpreter (134).
+                # Finish cleanly: drop queued work, let running chunks end, then finalise. SIGINT is
+                # ignored meanwhile: a second Ctrl-C inside the workers' ONNX Runtime calls aborts the
+                # interpreter (exit 134) instead of raising.
                 previous_handler = _ignore_sigint()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise

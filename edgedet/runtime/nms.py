@@ -12,7 +12,7 @@ __all__ = ["nms", "box_iou", "EARLY_STOP_MIN_CANDIDATES"]
 
 # Above this many candidates, with ``max_keep`` given, the greedy pass that stops after
 # ``max_keep`` kept boxes wins: OpenCV's loop is quadratic in the candidates (136 ms for a
-# yolox-s output whose 8400 anchors all pass the threshold, measured here).
+# yolox-s output whose 8400 anchors all pass the threshold).
 EARLY_STOP_MIN_CANDIDATES = 2000
 
 

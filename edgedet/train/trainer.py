@@ -379,7 +379,7 @@ def train(cfg: TrainConfig, progress: Optional[TrainProgress] = None) -> Dict:
                 persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
                 pin_memory=device.type == "cuda",
                 # Spawned, not forked: a worker forked after evaluation has run OpenCV's and
-                # torch's thread pools can inherit a held lock and hang (seen here at epoch 6).
+                # torch's thread pools can inherit a held lock and hang.
                 multiprocessing_context="spawn" if cfg.workers else None,
             )
             model.train()
