@@ -18,7 +18,9 @@ whose calibration finds nearly the same ranges.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List
+import math
+import time
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -26,8 +28,10 @@ from torch.nn.utils import parametrize
 
 from edgedet.models.blocks import BaseConv
 
+from .progress import TrainProgress, TrainStep
+
 __all__ = ["FakeQuant", "QuantSiLU", "FrozenBatchNorm2d", "prepare_qat", "observe", "freeze_ranges", "qat_state_dict",
-           "depthwise_site_producers"]
+           "depthwise_site_producers", "reobserve", "finetune_qat"]
 
 UINT8 = (0, 255)
 INT8_WEIGHTS = (-127, 127)
@@ -269,3 +273,64 @@ def qat_state_dict(qat_model: nn.Module) -> Dict[str, torch.Tensor]:
             continue
         state[key.replace(".parametrizations.weight.original", ".weight")] = value.detach().clone()
     return state
+
+
+def reobserve(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Estimate every quantizer's range again on ``batches`` (the calibration images) and keep it
+    fixed from then on, in training too: the last steps then train for the ranges that
+    ``quantize`` will compute on the same images."""
+    for q in model.modules():
+        if isinstance(q, FakeQuant):
+            q.observing, q._lows, q._highs = True, [], []
+    observe(model, batches)
+    freeze_ranges(model)
+    for q in model.modules():
+        if isinstance(q, FakeQuant):
+            q.momentum = 0.0
+
+
+def finetune_qat(model: nn.Module, dataset, strides: Sequence[int], calibration: torch.Tensor, *, epochs: float = 1.0,
+                 batch: int = 16, lr_per_image: float = 1e-4 / 16, frozen_fraction: float = 0.25, workers: int = 1,
+                 seed: int = 0, progress: Optional[TrainProgress] = None) -> List[float]:
+    """Fine-tune a model that ``prepare_qat`` prepared: its quantizers are calibrated on
+    ``calibration`` (images, N x 3 x H x W, as ``quantize`` prepares them) and then trained through,
+    for ``epochs`` (fractions allowed) of ``dataset`` (a ``TrainDataset``; mosaic off) with SGD
+    (Nesterov), a cosine learning rate from ``lr_per_image * batch`` and the L1 loss on. For the
+    last ``frozen_fraction`` of the steps the ranges are estimated again on ``calibration`` and held.
+    Returns the loss of every step."""
+    from .trainer import train_step
+
+    def calibration_batches():
+        return (calibration[i:i + 8] for i in range(0, len(calibration), 8))
+
+    observe(model, calibration_batches())
+    freeze_ranges(model)
+    dataset.set_epoch(0, mosaic_enabled=False)
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                         generator=generator, multiprocessing_context="spawn" if workers else None)
+    steps = max(1, int(epochs * len(loader)))
+    freeze_at = int(steps * (1 - frozen_fraction)) if frozen_fraction > 0 else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr_per_image * batch, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    losses: List[float] = []
+    start = time.perf_counter()
+    model.train()
+    while len(losses) < steps:
+        for images, targets in loader:
+            step = len(losses)
+            if step >= steps:
+                break
+            if step == freeze_at:
+                reobserve(model, calibration_batches())
+                model.train()
+            lr = lr_per_image * batch * 0.5 * (1 + math.cos(math.pi * step / steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            parts = train_step(model, optimizer, images, targets, strides, precision="fp32", use_l1=True)
+            losses.append(float(parts.total.detach()))
+            if progress:
+                progress(TrainStep(1, 1, step + 1, steps, batch, lr, (step + 1) * batch / (time.perf_counter() - start),
+                                   parts.as_floats()))
+    model.eval()
+    return losses
