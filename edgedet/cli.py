@@ -726,7 +726,7 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
               help="Fine-tune and export size (default: the checkpoint's).")
 @click.option("--epochs", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Passes over the train split (fractions allowed).")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per fine-tuning step.")
 @click.option("--lr-per-image", type=click.FloatRange(min=0, min_open=True), default=1e-4 / 16, show_default=True,
               help="Peak learning rate per image of the batch (cosine to zero).")
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True, help="Data-loading processes.")
