@@ -26,7 +26,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnx
 
-from edgedet.runtime.bench import cpu_latency_ms
 from edgedet.runtime.errors import first_line
 from edgedet.runtime.progress import ProgressCallback, report
 from edgedet.runtime.fileio import atomic_write_bytes, check_writable
@@ -430,6 +429,8 @@ def quantize_model(
     data = q_model.SerializeToString()
     latency = {}
     if measure_latency:
+        from edgedet.runtime.bench import cpu_latency_ms
+
         timed = {"fp32": str(model_path), "int8": data, **(time_with or {})}
         log.info("timing %s (interleaved runs, 1 thread) ...", ", ".join(timed))
         latency = cpu_latency_ms(timed, sample=calib.subset(meta.batch or 1))

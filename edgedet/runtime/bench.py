@@ -156,12 +156,15 @@ def benchmark(
     e2e: List[List[float]] = [[] for _ in detectors]
     if image is not None:
         data = Path(end_to_end).read_bytes()
-        for _ in range(max(len(times[0]) // 2, 5)):
-            for k, (det, _) in enumerate(detectors):
-                start = time.perf_counter()
-                decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-                det.detect_batch([decoded] * results[k].batch)
-                e2e[k].append((time.perf_counter() - start) * 1000)
+
+        def end_to_end_run(det: Detector, batch: int) -> None:  # decode + letterbox + run + post-process
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            det.detect_batch([decoded] * batch)
+
+        timed = time_interleaved({str(k): (lambda d=det, b=results[k].batch: end_to_end_run(d, b))
+                                  for k, (det, _) in enumerate(detectors)},
+                                 rounds=max(len(times[0]) // 2, 5), warmup=0)
+        e2e = [timed[str(k)] for k in range(len(detectors))]
     for k, r in enumerate(results):
         t = times[k]
         r.iterations = len(t)

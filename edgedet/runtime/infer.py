@@ -39,8 +39,8 @@ from .progress import ProgressCallback, report
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable, json_safe_path
 from .sources import ImageLocation, Source, is_uri, read_image
 
-__all__ = ["InferSummary", "infer_source", "infer_images", "infer_video", "default_workers", "annotated_names", "run_settings", "check_resume",
-           "process_chunk", "write_outputs", "run_items", "RUN_MANIFEST"]
+__all__ = ["InferSummary", "infer_source", "infer_images", "infer_video", "default_workers", "annotated_names",
+           "run_settings", "check_resume", "process_chunk", "write_outputs", "run_items", "RUN_MANIFEST"]
 
 
 

@@ -141,10 +141,6 @@ class _WeightFakeQuant(nn.Module):
         return w / gain if gain is not None else w
 
 
-def _is_depthwise(conv: nn.Conv2d) -> bool:
-    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
-
-
 def depthwise_site_producers(model: nn.Module, example: torch.Tensor) -> Dict[str, List[str]]:
     """The BaseConvs whose output (after its activation) is read only by depthwise convolutions,
     each with the names of those Conv2d modules, found by watching every torch call of one forward
@@ -298,7 +294,7 @@ def finetune_qat(model: nn.Module, dataset, strides: Sequence[int], calibration:
     (Nesterov), a cosine learning rate from ``lr_per_image * batch`` and the L1 loss on. For the
     last ``frozen_fraction`` of the steps the ranges are estimated again on ``calibration`` and held.
     Returns the loss of every step."""
-    from .trainer import train_step
+    from .trainer import train_step, worker_init
 
     def calibration_batches():
         return (calibration[i:i + 8] for i in range(0, len(calibration), 8))
@@ -307,8 +303,10 @@ def finetune_qat(model: nn.Module, dataset, strides: Sequence[int], calibration:
     freeze_ranges(model)
     dataset.set_epoch(0, mosaic_enabled=False)
     generator = torch.Generator().manual_seed(seed)
+    # spawned workers with one thread each, as the trainer's (see its loader)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                                         generator=generator, multiprocessing_context="spawn" if workers else None)
+                                         generator=generator, worker_init_fn=worker_init if workers else None,
+                                         multiprocessing_context="spawn" if workers else None)
     steps = max(1, int(epochs * len(loader)))
     freeze_at = int(steps * (1 - frozen_fraction)) if frozen_fraction > 0 else None
     params = [p for p in model.parameters() if p.requires_grad]

@@ -25,7 +25,8 @@ from .loss import LossParts, yolox_loss
 from .progress import EpochEval, TrainProgress, TrainStep
 from .schedule import ModelEMA, YoloxWarmCos, build_optimizer
 
-__all__ = ["TrainConfig", "TrainError", "train", "train_step", "resolve_device", "resolve_precision", "strip_checkpoint"]
+__all__ = ["TrainConfig", "TrainError", "train", "train_step", "resolve_device", "resolve_precision", "strip_checkpoint",
+           "save_checkpoint", "worker_init"]
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def _on_cpu(obj):
     return obj
 
 
-def _save(path: Path, obj: Dict) -> None:
+def save_checkpoint(path: Path, obj: Dict) -> None:
+    """``torch.save`` of ``obj`` to ``path``, atomically (an interrupted write leaves the old file)."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -172,7 +174,8 @@ def _digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _worker_init(_worker_id: int) -> None:
+def worker_init(_worker_id: int) -> None:
+    """DataLoader worker set-up: one OpenCV and one torch thread (the main process has the cores)."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -375,7 +378,7 @@ def train(cfg: TrainConfig, progress: Optional[TrainProgress] = None) -> Dict:
             loader = torch.utils.data.DataLoader(
                 dataset, batch_size=cfg.batch // world, shuffle=sampler is None, sampler=sampler,
                 generator=generator if sampler is None else None, num_workers=cfg.workers,
-                drop_last=True, worker_init_fn=_worker_init if cfg.workers else None,
+                drop_last=True, worker_init_fn=worker_init if cfg.workers else None,
                 persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
                 pin_memory=device.type == "cuda",
                 # Spawned, not forked: a worker forked after evaluation has run OpenCV's and
@@ -431,10 +434,10 @@ def train(cfg: TrainConfig, progress: Optional[TrainProgress] = None) -> Dict:
                 "model_name": spec.name, "num_classes": train_set.num_classes,
                 "class_names": list(train_set.class_names), "input_size": list(size), "config": config_record,
             }
-            _save(last, state)
+            save_checkpoint(last, state)
             if curr_ap is not None and curr_ap > best_ap:
                 best_ap = curr_ap
-                _save(out / "best.pth", state)
+                save_checkpoint(out / "best.pth", state)
             if distributed:
                 dist.barrier()
     finally:
@@ -461,5 +464,5 @@ def strip_checkpoint(src: Path, dst: Path, half: bool = False, **extra) -> Path:
         keep["model"] = {k: (v.half() if v.is_floating_point() and not k.endswith(("running_mean", "running_var"))
                              else v) for k, v in keep["model"].items()}
     keep.update(extra)
-    _save(Path(dst), keep)
+    save_checkpoint(Path(dst), keep)
     return Path(dst)

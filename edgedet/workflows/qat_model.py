@@ -9,7 +9,6 @@ reference.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass, field
@@ -59,8 +58,9 @@ def run_qat(model_name: Optional[str], ckpt: Union[str, Path], data: Union[str, 
     from edgedet.data.train_dataset import TrainDataset
     from edgedet.exporters import export_model
     from edgedet.models import build_model, get_spec, load_checkpoint, read_checkpoint
-    from edgedet.runtime.fileio import atomic_write_bytes, check_writable
+    from edgedet.runtime.fileio import check_writable
     from edgedet.train.qat import finetune_qat, prepare_qat, qat_state_dict
+    from edgedet.train.trainer import save_checkpoint
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,11 +94,10 @@ def run_qat(model_name: Optional[str], ckpt: Union[str, Path], data: Union[str, 
                           seed=seed, progress=progress)
     settings = {"epochs": epochs, "batch": batch, "lr_per_image": lr_per_image, "frozen_fraction": frozen_fraction,
                 "calibration_images": len(calibration), "seed": seed, "source_checkpoint": Path(ckpt).name}
-    buffer = io.BytesIO()
-    torch.save({"model": qat_state_dict(model), "model_name": spec.name, "num_classes": train_set.num_classes,
-                "class_names": list(train_set.class_names), "input_size": list(size), "qat": settings}, buffer)
     checkpoint = out / "qat.pth"
-    atomic_write_bytes(checkpoint, buffer.getvalue())
+    save_checkpoint(checkpoint, {"model": qat_state_dict(model), "model_name": spec.name,
+                                 "num_classes": train_set.num_classes, "class_names": list(train_set.class_names),
+                                 "input_size": list(size), "qat": settings})
 
     echo("[3/4] export the fine-tuned weights and quantize them (same calibration images and method)")
     tuned = export_model(spec.name, out / "qat-fp32.onnx", ckpt=checkpoint, input_size=size, echo=lambda _m: None)
