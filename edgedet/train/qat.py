@@ -203,13 +203,14 @@ def _flatten(items: Iterable) -> list:
     return flat
 
 
-def prepare_qat(model: nn.Module, example: torch.Tensor) -> nn.Module:
+def prepare_qat(model: nn.Module, example: torch.Tensor, channel_scales: bool = True) -> nn.Module:
     """Put fake quantizers into ``model``, in place, where the folded INT8 graph quantizes, and
     freeze its BatchNorms (running statistics fixed, scale and shift trainable); returns the
     model, its quantizers observing. Feed calibration batches (``observe``), then
-    ``freeze_ranges`` and train. ``qat_state_dict`` gives the weights back in the model's layout."""
+    ``freeze_ranges`` and train. ``qat_state_dict`` gives the weights back in the model's layout.
+    ``channel_scales=False`` matches ``quantize --no-channel-scales``: every activation per tensor."""
     model.eval()
-    sites = depthwise_site_producers(model, example)
+    sites = depthwise_site_producers(model, example) if channel_scales else {}
     # the depthwise convs of a site read its per-channel quantized output as it is
     site_readers = {conv for readers in sites.values() for conv in readers}
     for name, m in list(model.named_modules()):

@@ -41,14 +41,16 @@ class QatResult:
 def run_qat(model_name: Optional[str], ckpt: Union[str, Path], data: Union[str, Path], out_dir: Union[str, Path], *,
             input_size: Optional[Tuple[int, int]] = None, calib: Optional[Union[str, Path]] = None,
             num_images: int = 200, seed: int = 0, epochs: float = 1.0, batch: int = 16,
-            lr_per_image: float = 1e-4 / 16, frozen_fraction: float = 0.25, workers: int = 1,
+            lr_per_image: float = 1e-4 / 16, frozen_fraction: float = 0.25, channel_scales: bool = True,
+            workers: int = 1,
             threads: Optional[int] = None, eval_data: Optional[Union[str, Path]] = None,
             eval_limit: Optional[int] = None, cache_dir: Optional[Path] = None,
             echo: Callable[[str], None] = log.info, progress=None) -> QatResult:
     """Fine-tune ``ckpt`` on ``data``'s train split through INT8 fake quantization and write
     ``OUT/qat.pth``, ``OUT/fp32.onnx`` (the original weights) and ``OUT/int8.onnx``. Calibration
     images come from ``calib`` (default: ``data``), chosen as ``quantize`` chooses them
-    (``num_images``, ``seed``). Raises ValueError (one line) for a request that cannot run."""
+    (``num_images``, ``seed``); ``channel_scales`` as in ``quantize`` (False: every activation per
+    tensor, the faster INT8 file for depthwise models). Raises ValueError (one line) for a request that cannot run."""
     import torch
 
     from edgedet.calibration import CalibrationSet, quantize_model
@@ -87,13 +89,14 @@ def run_qat(model_name: Optional[str], ckpt: Union[str, Path], data: Union[str, 
          f"ranges from {len(calibration)} calibration images")
     model = build_model(spec.name, num_classes=train_set.num_classes)
     load_checkpoint(model, ckpt)
-    prepare_qat(model.eval(), torch.zeros(1, 3, *size))
+    prepare_qat(model.eval(), torch.zeros(1, 3, *size), channel_scales=channel_scales)
     dataset = TrainDataset(train_set, size, AugmentConfig.for_model(spec.name), seed=seed)
     losses = finetune_qat(model, dataset, spec.strides, torch.from_numpy(calibration.tensors), epochs=epochs,
                           batch=batch, lr_per_image=lr_per_image, frozen_fraction=frozen_fraction, workers=workers,
                           seed=seed, progress=progress)
     settings = {"epochs": epochs, "batch": batch, "lr_per_image": lr_per_image, "frozen_fraction": frozen_fraction,
-                "calibration_images": len(calibration), "seed": seed, "source_checkpoint": Path(ckpt).name}
+                "calibration_images": len(calibration), "channel_scales": channel_scales, "seed": seed,
+                "source_checkpoint": Path(ckpt).name}
     checkpoint = out / "qat.pth"
     save_checkpoint(checkpoint, {"model": qat_state_dict(model), "model_name": spec.name,
                                  "num_classes": train_set.num_classes, "class_names": list(train_set.class_names),
@@ -102,7 +105,7 @@ def run_qat(model_name: Optional[str], ckpt: Union[str, Path], data: Union[str, 
     echo("[3/4] export the fine-tuned weights and quantize them (same calibration images and method)")
     tuned = export_model(spec.name, out / "qat-fp32.onnx", ckpt=checkpoint, input_size=size, echo=lambda _m: None)
     quantized = quantize_model(tuned.path, calib or data, out / "int8.onnx", num_images=num_images, seed=seed,
-                               cache_dir=cache_dir)
+                               channel_scales=channel_scales, cache_dir=cache_dir)
     tenth = max(1, len(losses) // 10)
     result = QatResult(checkpoint, fp32.path, quantized.path, len(losses),
                        (sum(losses[:tenth]) / tenth, sum(losses[-tenth:]) / tenth), 0.0, quantized, settings=settings)

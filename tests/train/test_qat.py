@@ -70,6 +70,13 @@ def test_prepared_model_quantizes_where_quantize_does():
     assert sum(isinstance(m, FakeQuant) and m.per_channel for m in model.modules()) == 46
 
 
+def test_without_channel_scales_every_activation_is_per_tensor_like_quantize_no_channel_scales():
+    model = prepare_qat(build_model("yolox-nano", num_classes=6), torch.zeros(1, 3, 64, 64), channel_scales=False)
+    assert not any(isinstance(m, FakeQuant) and m.per_channel for m in model.modules())
+    assert all(not s.site and s.sigmoid_q is not None for s in model.modules() if isinstance(s, QuantSiLU))
+    assert all(hasattr(c, "in_q") for c in model.modules() if isinstance(c, torch.nn.Conv2d))
+
+
 def test_weights_go_back_to_the_model_layout_unchanged():
     torch.manual_seed(0)
     reference = build_model("yolox-nano", num_classes=6).eval()
