@@ -577,7 +577,7 @@ def matrix(sizes, precisions, ckpt_items, ckpt_dir, input_size, calib, data_dir,
 
     \b
     Example:
-      edgedet matrix --sizes nano,tiny,s --precisions fp32,int8 --ckpt nano=demo \\
+      edgedet matrix --sizes nano,tiny,s --precisions fp32,int8 \\
           --calib data/synth --data data/synth-eval --budget-ms 20 --out report/
     """
     _require("matrix", *EXPORT_NEEDS, "pycocotools", "matplotlib")
