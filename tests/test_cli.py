@@ -132,9 +132,11 @@ def test_ckpt_demo_resolves_per_model():
     from edgedet import demo_checkpoint, shipped_checkpoints
 
     assert "yolox-nano" in shipped_checkpoints() and demo_checkpoint("nano") == shipped_checkpoints()["yolox-nano"]
+    assert demo_checkpoint("yolox-tiny") == shipped_checkpoints()["yolox-tiny"]
     result = CliRunner().invoke(cli, ["export", "-m", "yolox-x", "--ckpt", "demo", "-o", "x.onnx"])
     assert result.exit_code == 2
-    expected = "Invalid value for --ckpt: no shipped checkpoint for yolox-x in this installation (shipped: yolox-nano"
+    expected = ("Invalid value for --ckpt: no shipped checkpoint for yolox-x in this installation "
+                "(shipped: yolox-nano, yolox-tiny")
     assert expected in result.output
 
 

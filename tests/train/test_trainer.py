@@ -321,3 +321,16 @@ def test_half_stripped_checkpoint_loads_into_fp32_and_keeps_the_outputs(tmp_path
     scores_a, scores_b = a[..., 4:5] * a[..., 5:], b[..., 4:5] * b[..., 5:]
     assert float((scores_a - scores_b).abs().max()) < 2e-3
     assert half.stat().st_size < 0.6 * Path(demo_checkpoint()).stat().st_size
+
+
+def test_the_shipped_tiny_checkpoint_loads_strictly_into_fp32_yolox_tiny_at_its_export_size():
+    from edgedet import demo_checkpoint
+    from edgedet.models import build_model, load_checkpoint, read_checkpoint
+
+    state, extra = read_checkpoint(demo_checkpoint("yolox-tiny"))
+    assert extra["model_name"] == "yolox-tiny" and list(extra["input_size"]) == [576, 576]
+    assert state["backbone.backbone.stem.conv.conv.weight"].dtype == torch.float16  # shipped half, under 20 MB
+    model = build_model("yolox-tiny", num_classes=extra["num_classes"])
+    load_checkpoint(model, demo_checkpoint("yolox-tiny"))  # strict
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    assert Path(demo_checkpoint("yolox-tiny")).stat().st_size < 20e6
