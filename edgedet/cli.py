@@ -730,8 +730,8 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
 @click.option("--lr-per-image", type=click.FloatRange(min=0, min_open=True), default=1e-4 / 16, show_default=True,
               help="Peak learning rate per image of the batch (cosine to zero).")
 @click.option("--channel-scales/--no-channel-scales", default=True, show_default=True,
-              help="As in quantize: per-channel scales at the depthwise sites (more AP before tuning), or every "
-                   "activation per tensor (a faster INT8 file; the tuning wins back more of the AP).")
+              help="As in quantize: per-channel scales at the depthwise sites, or every activation per tensor "
+                   "(a faster INT8 file on depthwise models, but tuning wins back less: see docs/int8.md).")
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True, help="Data-loading processes.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Calibration sample, data order and augmentation.")
