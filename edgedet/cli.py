@@ -763,7 +763,8 @@ def qat(model_name, ckpt, data_dir, calib, num_images, input_size, epochs, batch
             result = run_qat(model_name, _resolve_ckpt(ckpt, model_name or "yolox-nano"), data_dir, out,
                              input_size=input_size, calib=calib, num_images=num_images, seed=seed, epochs=epochs,
                              batch=batch, lr_per_image=lr_per_image, channel_scales=channel_scales,
-                             workers=workers, threads=threads, eval_data=eval_data, eval_limit=limit, echo=click.echo, progress=view)
+                             workers=workers, threads=threads, eval_data=eval_data, eval_limit=limit,
+                             echo=click.echo, progress=view)
     except ValueError as e:
         raise _fail(e) from None
     ap = result.ap or {}

@@ -73,7 +73,8 @@ def run_demo(out: Path = Path("runs/demo"), echo: Callable[[str], None] = log.in
     if lost > 0.005:
         echo(f"\nplain INT8 lost {lost:.3f} AP. To win it back by fine-tuning the weights through the same "
              f"quantization (2 epochs: 0.0085 AP lost instead, about 25 min on 2 cores; docs/int8.md):\n"
-             f"  edgedet qat --ckpt demo --data TRAINDATA --epochs 2 -o runs/qat\nor to keep the most sensitive layers in float until the loss is within a budget:\n"
+             f"  edgedet qat --ckpt demo --data TRAINDATA --epochs 2 -o runs/qat\n"
+             f"or to keep the most sensitive layers in float until the loss is within a budget:\n"
              f"  edgedet quantize {fp32_path} --calib {data} --eval VALDATA --max-ap-drop 0.01\n"
              f"  (TRAINDATA: a COCO-format set with a train split, e.g. edgedet data synth; VALDATA: one with a val "
              f"split, other than the one you report AP on)")

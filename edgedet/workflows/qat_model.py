@@ -42,15 +42,15 @@ def run_qat(model_name: Optional[str], ckpt: Union[str, Path], data: Union[str, 
             input_size: Optional[Tuple[int, int]] = None, calib: Optional[Union[str, Path]] = None,
             num_images: int = 200, seed: int = 0, epochs: float = 1.0, batch: int = 16,
             lr_per_image: float = 1e-4 / 16, frozen_fraction: float = 0.25, channel_scales: bool = True,
-            workers: int = 1,
-            threads: Optional[int] = None, eval_data: Optional[Union[str, Path]] = None,
+            workers: int = 1, threads: Optional[int] = None, eval_data: Optional[Union[str, Path]] = None,
             eval_limit: Optional[int] = None, cache_dir: Optional[Path] = None,
             echo: Callable[[str], None] = log.info, progress=None) -> QatResult:
     """Fine-tune ``ckpt`` on ``data``'s train split through INT8 fake quantization and write
     ``OUT/qat.pth``, ``OUT/fp32.onnx`` (the original weights) and ``OUT/int8.onnx``. Calibration
     images come from ``calib`` (default: ``data``), chosen as ``quantize`` chooses them
     (``num_images``, ``seed``); ``channel_scales`` as in ``quantize`` (False: every activation per
-    tensor, the faster INT8 file for depthwise models). Raises ValueError (one line) for a request that cannot run."""
+    tensor, the faster INT8 file for depthwise models). Raises ValueError (one line) for a request
+    that cannot run."""
     import torch
 
     from edgedet.calibration import CalibrationSet, quantize_model
