@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -27,14 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 def op_profile(path: Path, runs: int, work: Path) -> Tuple[Dict[str, float], Dict[str, int]]:
     """Kernel milliseconds per run and node count, by operator type."""
-    import onnxruntime as ort
+    from edgedet.runtime.providers import cpu_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    options.enable_profiling = True
-    options.profile_file_prefix = str(work / f"profile_{path.stem}")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path, threads=1, profile_prefix=str(work / f"profile_{path.stem}"))
     inp = session.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in inp.shape]
     sample = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
@@ -61,7 +55,6 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=32, help="calibration images for the default models")
     args = parser.parse_args()
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="edgedet-op-profile-") as tmp:
         work = Path(tmp)
         models = list(args.models)

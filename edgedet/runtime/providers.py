@@ -323,13 +323,17 @@ def probe_providers() -> List[ProviderProbe]:
     return results
 
 
-def cpu_session(model: Union[str, bytes, Path], threads: int = 1):
+def cpu_session(model: Union[str, bytes, Path], threads: int = 1, profile_prefix: Optional[str] = None):
     """A plain ONNX Runtime session on the CPU provider with ``threads`` intra-op threads and only
-    errors logged: what parity checks, calibration and latency comparisons run models on."""
+    errors logged: what parity checks, calibration and latency comparisons run models on. With
+    ``profile_prefix`` ONNX Runtime's profiler records every run (``end_profiling()`` writes the trace)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options,
                                 providers=["CPUExecutionProvider"])

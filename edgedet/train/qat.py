@@ -18,7 +18,6 @@ whose calibration finds nearly the same ranges.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -213,7 +212,7 @@ def prepare_qat(model: nn.Module, example: torch.Tensor, channel_scales: bool = 
     sites = depthwise_site_producers(model, example) if channel_scales else {}
     # the depthwise convs of a site read its per-channel quantized output as it is
     site_readers = {conv for readers in sites.values() for conv in readers}
-    for name, m in list(model.named_modules()):
+    for m in list(model.modules()):
         if isinstance(m, BaseConv) and isinstance(m.bn, nn.BatchNorm2d):
             frozen = FrozenBatchNorm2d(m.bn.num_features, eps=m.bn.eps)
             frozen.load_state_dict(m.bn.state_dict())
@@ -224,11 +223,11 @@ def prepare_qat(model: nn.Module, example: torch.Tensor, channel_scales: bool = 
         site = name in sites
         if isinstance(m.act, nn.SiLU) or type(m.act).__name__ == "ExportSiLU":
             m.act = QuantSiLU(site)
-        pre_activation = m.bn if isinstance(m.bn, FrozenBatchNorm2d) else m.conv
+        bn = m.bn if isinstance(m.bn, FrozenBatchNorm2d) else None
+        pre_activation = bn if bn is not None else m.conv
         pre_activation.register_module("out_q", FakeQuant(per_channel=site))
         pre_activation.register_forward_hook(lambda mod, _i, out: mod.out_q(out))
-        parametrize.register_parametrization(m.conv, "weight", _WeightFakeQuant(
-            m.bn if isinstance(m.bn, FrozenBatchNorm2d) else None))
+        parametrize.register_parametrization(m.conv, "weight", _WeightFakeQuant(bn))
         if f"{name}.conv" not in site_readers:
             m.conv.register_module("in_q", FakeQuant())
             m.conv.register_forward_pre_hook(lambda mod, inp: (mod.in_q(inp[0]),))
@@ -295,6 +294,7 @@ def finetune_qat(model: nn.Module, dataset, strides: Sequence[int], calibration:
     (Nesterov), a cosine learning rate from ``lr_per_image * batch`` and the L1 loss on. For the
     last ``frozen_fraction`` of the steps the ranges are estimated again on ``calibration`` and held.
     Returns the loss of every step."""
+    from .schedule import YoloxWarmCos
     from .trainer import train_step, worker_init
 
     def calibration_batches():
@@ -312,6 +312,7 @@ def finetune_qat(model: nn.Module, dataset, strides: Sequence[int], calibration:
     freeze_at = int(steps * (1 - frozen_fraction)) if frozen_fraction > 0 else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr_per_image * batch, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    schedule = YoloxWarmCos(lr_per_image * batch, steps, warmup_iters=0, no_aug_iters=0, min_lr_ratio=0.0)  # cosine to 0
     losses: List[float] = []
     start = time.perf_counter()
     model.train()
@@ -323,7 +324,7 @@ def finetune_qat(model: nn.Module, dataset, strides: Sequence[int], calibration:
             if step == freeze_at:
                 reobserve(model, calibration_batches())
                 model.train()
-            lr = lr_per_image * batch * 0.5 * (1 + math.cos(math.pi * step / steps))
+            lr = schedule(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             parts = train_step(model, optimizer, images, targets, strides, precision="fp32", use_l1=True)
