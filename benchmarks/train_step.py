@@ -1,5 +1,6 @@
 """Training speed: edgedet's training step (forward, SimOTA, loss, backward, SGD; no data loading)
-at fp32, bf16 autocast and bf16 autocast + channels-last, timed interleaved on one real augmented
+at fp32, bf16 autocast, bf16 autocast + channels-last and that with the CPU kernels (what
+`--precision auto` trains with here), timed interleaved on one real augmented
 batch, and optionally the loss curves of short real runs at fp32 and at the fastest setting.
 
     python benchmarks/train_step.py --data data/synth --threads 2
@@ -26,8 +27,10 @@ from typing import Dict, List, Sequence, Tuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# (label, precision, channels_last)
-SETTINGS = (("fp32", "fp32", False), ("bf16", "bf16", False), ("bf16+channels-last", "bf16", True))
+# (label, precision, channels_last, cpu_kernels); the last is what `--precision auto` trains with here
+AUTO = "bf16+channels-last+cpu-kernels"
+SETTINGS = (("fp32", "fp32", False, False), ("bf16", "bf16", False, False),
+            ("bf16+channels-last", "bf16", True, False), (AUTO, "bf16", True, True))
 # Label of the extra fp32 loss-curve runs with other seeds (``--noise-seeds``): "fp32 seed 1", ...
 NOISE_RUN = "fp32 seed "
 
@@ -90,6 +93,7 @@ def time_training_step(model_name: str, batch: int, size: int, data: Path, steps
     import torch
 
     from edgedet.models import build_model, get_spec
+    from edgedet.train.cpu_kernels import use_cpu_kernels
     from edgedet.train.schedule import build_optimizer
     from edgedet.train.trainer import resolve_precision, train_step
 
@@ -100,11 +104,13 @@ def time_training_step(model_name: str, batch: int, size: int, data: Path, steps
     torch.manual_seed(0)
     base = build_model(spec.name, num_classes=coco.num_classes)
     runs = {}
-    for label, precision, channels_last in SETTINGS:
+    for label, precision, channels_last, cpu_kernels in SETTINGS:
         model = copy.deepcopy(base).train()
         model.head.predictions_in_fp32 = precision == "bf16"  # as the trainer does
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if cpu_kernels:
+            use_cpu_kernels(model)  # built before timing starts
         runs[label] = (model, build_optimizer(model, lr=1e-4), precision, channels_last)
     if official:
         model = official_model(spec, coco.num_classes, copy.deepcopy(base.state_dict()))
@@ -122,7 +128,7 @@ def time_training_step(model_name: str, batch: int, size: int, data: Path, steps
             if step >= warmup:
                 seconds[label].append(time.perf_counter() - start)
             first_loss.setdefault(label, round(loss, 4))
-    auto = "bf16+channels-last" if resolve_precision("auto", torch.device("cpu")) == "bf16" else "fp32"
+    auto = AUTO if resolve_precision("auto", torch.device("cpu")) == "bf16" else "fp32"
     result = {"model": spec.name, "batch": batch, "input_size": size, "steps": steps, "auto": auto,
               "loss_at_step_0": first_loss}
     reference = OFFICIAL if official else "fp32"
@@ -161,14 +167,16 @@ def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: flo
     from edgedet.train import TrainConfig, train
 
     per_epoch = min(100, steps, len(CocoDetection.from_dir(data, "train")) // batch)
-    runs = [(label, precision, channels_last, 0) for label, precision, channels_last in (SETTINGS[0], SETTINGS[2])]
-    runs += [(f"{NOISE_RUN}{seed}", "fp32", False, seed) for seed in noise_seeds]
+    runs = [(label, precision, channels_last, cpu_kernels, 0)
+            for label, precision, channels_last, cpu_kernels in (SETTINGS[0], SETTINGS[3])]
+    runs += [(f"{NOISE_RUN}{seed}", "fp32", False, False, seed) for seed in noise_seeds]
     curves = {}
-    for label, precision, channels_last, seed in runs:
+    for label, precision, channels_last, cpu_kernels, seed in runs:
         cfg = TrainConfig(data=str(data), model="yolox-nano", out=str(work / label.replace(" ", "-")),
                           epochs=-(-steps // per_epoch), batch=batch, input_size=(size, size), workers=1,
                           eval_interval=10_000, eval_limit=2, no_aug_epochs=0, warmup_epochs=1,
                           basic_lr_per_img=lr_per_image, precision=precision, channels_last=channels_last,
+                          cpu_kernels=cpu_kernels,
                           allow_emulated_bf16=True,  # the loss study runs bf16 on any CPU
                           iters_per_epoch=per_epoch, threads=None, seed=seed)
         losses: List[float] = []
@@ -186,13 +194,13 @@ def summarise_curves(curves: Dict, window: int = 100) -> Dict:
     window = min(window, len(curves["fp32"]["loss"]))
     means = {label: statistics.fmean(curve["loss"][-window:]) for label, curve in curves.items()}
     summary = {"window": f"last {window} steps", "means": {k: round(v, 4) for k, v in means.items()},
-               "bf16_minus_fp32": round(means["bf16+channels-last"] - means["fp32"], 4),
+               "bf16_minus_fp32": round(means[AUTO] - means["fp32"], 4),
                "fp32_step_std": round(statistics.stdev(curves["fp32"]["loss"][-window:]), 4)}
     fp32_means = [v for k, v in means.items() if k == "fp32" or k.startswith(NOISE_RUN)]
     if len(fp32_means) > 1:
         summary["fp32_seed_std"] = round(statistics.stdev(fp32_means), 4)
         summary["fp32_seed_range"] = [round(min(fp32_means), 4), round(max(fp32_means), 4)]
-        summary["bf16_within_fp32_range"] = min(fp32_means) <= means["bf16+channels-last"] <= max(fp32_means)
+        summary["bf16_within_fp32_range"] = min(fp32_means) <= means[AUTO] <= max(fp32_means)
     return summary
 
 
@@ -215,7 +223,7 @@ def plot_curves(curves: Dict, png: Path, smooth: int = 20) -> None:
                 color=ax.lines[-1].get_color())
     ax.set_xlabel("step")
     ax.set_ylabel("total loss")
-    ax.set_title("yolox-nano, first steps of a real run: fp32 vs bf16 + channels-last")
+    ax.set_title("yolox-nano, first steps of a real run: fp32 vs bf16 + channels-last + CPU kernels")
     ax.legend()
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)

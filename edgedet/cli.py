@@ -676,14 +676,17 @@ def data_synth(out, out_option, n_train, n_val, size, seed) -> None:
                    "process takes its own GPU (NCCL).")
 @click.option("--allow-emulated-bf16", is_flag=True,
               help="Allow --precision bf16 on a CPU without AVX-512 BF16/AMX (software kernels, slow).")
+@click.option("--cpu-kernels/--no-cpu-kernels", default=True, show_default=True,
+              help="On CPUs: BatchNorm+SiLU as one kernel (compiled for this machine on first use, about 30 s, then "
+                   "cached) and strided depthwise convs in fp32 under bf16. Same results, faster steps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights, sampling and augmentation.")
 @click.option("--multiscale", is_flag=True, help="Every 10 iterations train at a random size in (input/32 +- 5) * 32.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine for DistributedDataParallel (the batch is split between them).")
 def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, resume, eval_interval, eval_limit,
-          no_aug_epochs, warmup_epochs, lr_per_image, precision, device, allow_emulated_bf16, seed, multiscale, threads,
-          devices) -> None:
+          no_aug_epochs, warmup_epochs, lr_per_image, precision, device, allow_emulated_bf16, cpu_kernels, seed,
+          multiscale, threads, devices) -> None:
     """Train YOLOX on a COCO-format dataset with the official recipe.
 
     Mosaic/MixUp/HSV/flip/affine augmentation, SimOTA, SGD with Nesterov, warm cosine
@@ -701,8 +704,8 @@ def train(model_name, data_dir, ckpt, epochs, batch, input_size, workers, out, r
                       workers=workers, ckpt=_resolve_ckpt(ckpt, model_name), resume=resume, eval_interval=eval_interval,
                       eval_limit=eval_limit, no_aug_epochs=no_aug_epochs, warmup_epochs=warmup_epochs,
                       basic_lr_per_img=lr_per_image, precision=precision, device=device,
-                      allow_emulated_bf16=allow_emulated_bf16, seed=seed, threads=threads, devices=devices,
-                      multiscale=multiscale)
+                      allow_emulated_bf16=allow_emulated_bf16, cpu_kernels=cpu_kernels, seed=seed, threads=threads,
+                      devices=devices, multiscale=multiscale)
 
     try:
         with TrainView() as view:

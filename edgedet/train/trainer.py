@@ -21,6 +21,7 @@ from edgedet.data.train_dataset import TrainDataset
 from edgedet.models import build_model, get_spec, load_checkpoint
 from edgedet.runtime.fileio import atomic_write_bytes
 
+from .cpu_kernels import use_cpu_kernels
 from .loss import LossParts, yolox_loss
 from .progress import EpochEval, TrainProgress, TrainStep
 from .schedule import ModelEMA, YoloxWarmCos, build_optimizer
@@ -59,6 +60,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     allow_emulated_bf16: bool = False  # bf16 on a CPU without AVX-512 BF16/AMX (slow software kernels)
     channels_last: bool = True
+    cpu_kernels: bool = True  # CPU: fused BatchNorm+SiLU kernel, strided depthwise convs in fp32 under bf16
     iters_per_epoch: Optional[int] = None  # cap (short runs and tests)
     threads: Optional[int] = None  # torch intra-op threads
     devices: int = 1  # processes for DistributedDataParallel (gloo on CPU, NCCL on GPUs)
@@ -325,6 +327,10 @@ def train(cfg: TrainConfig, progress: Optional[TrainProgress] = None) -> Dict:
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.cpu_kernels and device.type == "cpu":
+        kernels = use_cpu_kernels(model)
+        if main_process:
+            log.info("CPU kernels: %s", kernels.describe())
     lr = cfg.basic_lr_per_img * cfg.batch
     optimizer = build_optimizer(model, lr, cfg.momentum, cfg.weight_decay)
     ema = ModelEMA(model)

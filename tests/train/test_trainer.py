@@ -292,6 +292,19 @@ def test_the_log_starts_with_device_precision_and_memory_format(tiny_data, tmp_p
     assert first == "device cpu, precision fp32, memory format contiguous (NCHW)"
 
 
+def test_cpu_training_uses_the_cpu_kernels_unless_told_not_to(tiny_data, tmp_path, caplog):
+    import logging
+
+    for enabled in (True, False):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="edgedet"):
+            train(_cfg(tiny_data, tmp_path / f"run{enabled}", epochs=1, iters_per_epoch=1, channels_last=True,
+                       cpu_kernels=enabled))
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CPU kernels:")]
+        assert lines == (["CPU kernels: 104 BatchNorm+SiLU fused, 6 strided depthwise convs in fp32 under bf16"]
+                         if enabled else [])
+
+
 def test_state_dicts_are_moved_to_the_cpu_for_saving():
     from edgedet.train.trainer import _on_cpu
 
