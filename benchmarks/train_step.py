@@ -1,11 +1,11 @@
 """Training speed: edgedet's training step (forward, SimOTA, loss, backward, SGD; no data loading)
 at fp32, bf16 autocast, bf16 autocast + channels-last and that with the CPU kernels (what
 `--precision auto` trains with here), timed interleaved on one real augmented
-batch, and optionally the loss curves of short real runs at fp32 and at the fastest setting.
+batch, and optionally the loss curves of short real runs of chosen settings over several seeds.
 
-    python benchmarks/train_step.py --data data/synth --threads 2
-    python benchmarks/train_step.py --data data/synth --curve-steps 300 --png docs/train_loss_bf16.png
-    python benchmarks/train_step.py --data data/synth --cases "" --curve-steps 300 --noise-seeds 1,2
+    python benchmarks/train_step.py --data data/synth --threads 2 --official
+    python benchmarks/train_step.py --data data/synth --cases "" --curve-steps 300 \
+        --curve-settings fp32,bf16+channels-last,auto --seeds 0,1,2 --png docs/train_loss_bf16.png
     python benchmarks/train_step.py --data data/synth --cases "" --loader-workers 1,2
 
 The fp32 step with contiguous (NCHW) tensors is the official code's step: the same model, the
@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 AUTO = "bf16+channels-last+cpu-kernels"
 SETTINGS = (("fp32", "fp32", False, False), ("bf16", "bf16", False, False),
             ("bf16+channels-last", "bf16", True, False), (AUTO, "bf16", True, True))
-# Label of the extra fp32 loss-curve runs with other seeds (``--noise-seeds``): "fp32 seed 1", ...
-NOISE_RUN = "fp32 seed "
+# Loss-curve runs are named "<setting> seed <n>"
+SEED = " seed "
 
 
 def augmented_dataset(data: Path, model_name: str, size: int):
@@ -158,72 +158,82 @@ def time_data_loading(data: Path, model_name: str, batch: int, size: int, worker
 
 
 def loss_curves(data: Path, steps: int, batch: int, size: int, lr_per_image: float, work: Path,
-                noise_seeds: Sequence[int] = ()) -> Dict:
-    """Real runs of ``steps`` steps (augmentation on, one loader worker): fp32 and bf16 +
-    channels-last with seed 0, and fp32 again with each of ``noise_seeds`` (other weights
-    initialisation, augmentation and data order) to measure how far fp32 runs differ among
-    themselves. Returns their per-step total losses, keyed by label."""
+                settings: Sequence[str] = ("fp32", AUTO), seeds: Sequence[int] = (0,)) -> Dict:
+    """Real runs of ``steps`` steps (augmentation on, one loader worker) of each setting in ``settings``
+    with each seed in ``seeds`` (a seed sets the weights' initialisation, augmentation and data order).
+    Returns their per-step total losses, keyed ``"<setting> seed <n>"``."""
     from edgedet.data.coco import CocoDetection
-    from edgedet.train import TrainConfig, train
+    from edgedet.train import TrainConfig, TrainStep, train
 
     per_epoch = min(100, steps, len(CocoDetection.from_dir(data, "train")) // batch)
-    runs = [(label, precision, channels_last, cpu_kernels, 0)
-            for label, precision, channels_last, cpu_kernels in (SETTINGS[0], SETTINGS[3])]
-    runs += [(f"{NOISE_RUN}{seed}", "fp32", False, False, seed) for seed in noise_seeds]
+    by_label = {setting[0]: setting for setting in SETTINGS}
     curves = {}
-    for label, precision, channels_last, cpu_kernels, seed in runs:
-        cfg = TrainConfig(data=str(data), model="yolox-nano", out=str(work / label.replace(" ", "-")),
-                          epochs=-(-steps // per_epoch), batch=batch, input_size=(size, size), workers=1,
-                          eval_interval=10_000, eval_limit=2, no_aug_epochs=0, warmup_epochs=1,
-                          basic_lr_per_img=lr_per_image, precision=precision, channels_last=channels_last,
-                          cpu_kernels=cpu_kernels,
-                          allow_emulated_bf16=True,  # the loss study runs bf16 on any CPU
-                          iters_per_epoch=per_epoch, threads=None, seed=seed)
-        losses: List[float] = []
-        start = time.perf_counter()
-        train(cfg, progress=lambda r: losses.append(r["loss"]) if "loss" in r else None)
-        losses = losses[:steps]
-        curves[label] = {"loss": losses, "seconds": round(time.perf_counter() - start, 1)}
-        print(f"{label}: {len(losses)} steps in {curves[label]['seconds']} s", flush=True)
+    for seed in seeds:
+        for name in settings:
+            label, precision, channels_last, cpu_kernels = by_label[name]
+            run = f"{label}{SEED}{seed}"
+            cfg = TrainConfig(data=str(data), model="yolox-nano", out=str(work / run.replace(" ", "-")),
+                              epochs=-(-steps // per_epoch), batch=batch, input_size=(size, size), workers=1,
+                              eval_interval=10_000, eval_limit=2, no_aug_epochs=0, warmup_epochs=1,
+                              basic_lr_per_img=lr_per_image, precision=precision, channels_last=channels_last,
+                              cpu_kernels=cpu_kernels,
+                              allow_emulated_bf16=True,  # the loss study runs bf16 on any CPU
+                              iters_per_epoch=per_epoch, threads=None, seed=seed)
+            losses: List[float] = []
+            start = time.perf_counter()
+            train(cfg, progress=lambda e: losses.append(e.losses["loss"]) if isinstance(e, TrainStep) else None)
+            curves[run] = {"loss": losses[:steps], "seconds": round(time.perf_counter() - start, 1)}
+            print(f"{run}: {len(curves[run]['loss'])} steps in {curves[run]['seconds']} s", flush=True)
     return curves
 
 
 def summarise_curves(curves: Dict, window: int = 100) -> Dict:
-    """Mean total loss over the last ``window`` steps of each run; the bf16 run's difference to
-    the fp32 run of the same seed, set against the spread of the fp32 runs' means over seeds."""
-    window = min(window, len(curves["fp32"]["loss"]))
-    means = {label: statistics.fmean(curve["loss"][-window:]) for label, curve in curves.items()}
+    """Mean total loss over the last ``window`` steps of each run; per setting, the mean and spread of
+    those over seeds; each setting's difference to fp32, per seed and over seeds, set against fp32's
+    own spread over seeds (the noise a different seed brings)."""
+    window = min(window, *(len(c["loss"]) for c in curves.values()))
+    means = {run: statistics.fmean(curve["loss"][-window:]) for run, curve in curves.items()}
+    by_setting: Dict[str, Dict[int, float]] = {}
+    for run, mean in means.items():
+        label, seed = run.rsplit(SEED, 1)
+        by_setting.setdefault(label, {})[int(seed)] = mean
     summary = {"window": f"last {window} steps", "means": {k: round(v, 4) for k, v in means.items()},
-               "bf16_minus_fp32": round(means[AUTO] - means["fp32"], 4),
-               "fp32_step_std": round(statistics.stdev(curves["fp32"]["loss"][-window:]), 4)}
-    fp32_means = [v for k, v in means.items() if k == "fp32" or k.startswith(NOISE_RUN)]
-    if len(fp32_means) > 1:
-        summary["fp32_seed_std"] = round(statistics.stdev(fp32_means), 4)
-        summary["fp32_seed_range"] = [round(min(fp32_means), 4), round(max(fp32_means), 4)]
-        summary["bf16_within_fp32_range"] = min(fp32_means) <= means[AUTO] <= max(fp32_means)
+               "settings": {}}
+    fp32 = by_setting.get("fp32", {})
+    for label, per_seed in by_setting.items():
+        values = list(per_seed.values())
+        entry = {"mean_over_seeds": round(statistics.fmean(values), 4), "seeds": len(values)}
+        if len(values) > 1:
+            entry["seed_std"] = round(statistics.stdev(values), 4)
+            entry["seed_range"] = [round(min(values), 4), round(max(values), 4)]
+        if label != "fp32" and fp32:
+            paired = [per_seed[seed] - fp32[seed] for seed in per_seed if seed in fp32]
+            entry["minus_fp32_per_seed"] = [round(d, 4) for d in paired]
+            entry["minus_fp32_mean"] = round(statistics.fmean(values) - statistics.fmean(fp32.values()), 4)
+        summary["settings"][label] = entry
     return summary
 
 
 def plot_curves(curves: Dict, png: Path, smooth: int = 20) -> None:
+    """Every run's loss, smoothed over ``smooth`` steps: one colour per setting, one line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, curve in curves.items():
+    colours: Dict[str, str] = {}
+    for run, curve in curves.items():
+        label = run.rsplit(SEED, 1)[0]
         loss = curve["loss"]
         averaged = [statistics.fmean(loss[max(0, i - smooth + 1): i + 1]) for i in range(len(loss))]
-        if label.startswith(NOISE_RUN):  # the other fp32 seeds: the spread to compare against
-            ax.plot(range(1, len(loss) + 1), averaged, color="grey", linewidth=0.8, alpha=0.8,
-                    label=f"{label} ({smooth}-step mean)")
-            continue
-        ax.plot(range(1, len(loss) + 1), loss, alpha=0.25, linewidth=0.8)
-        ax.plot(range(1, len(loss) + 1), averaged, label=f"{label} ({smooth}-step mean)",
-                color=ax.lines[-1].get_color())
+        first = label not in colours
+        colours.setdefault(label, f"C{len(colours)}")
+        ax.plot(range(1, len(loss) + 1), averaged, color=colours[label], linewidth=0.9, alpha=0.85,
+                label=f"{label} ({smooth}-step mean, each seed)" if first else None)
     ax.set_xlabel("step")
     ax.set_ylabel("total loss")
-    ax.set_title("yolox-nano, first steps of a real run: fp32 vs bf16 + channels-last + CPU kernels")
+    ax.set_title("yolox-nano, first 300 steps of real runs, several seeds")
     ax.legend()
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -242,9 +252,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per setting")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--curve-steps", type=int, default=0, help="also run real runs this long, fp32 and bf16 + channels-last (0: skip)")
-    parser.add_argument("--noise-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
-                        help="with --curve-steps: more fp32 runs with these seeds, e.g. 1,2, for the fp32 spread")
+    parser.add_argument("--curve-steps", type=int, default=0,
+                        help="also run real runs this long of each --curve-settings with each --seeds (0: skip)")
+    parser.add_argument("--curve-settings", type=lambda s: [AUTO if x == "auto" else x for x in s.split(",") if x],
+                        default=["fp32", AUTO], help=f"settings for the loss runs: {', '.join(x[0] for x in SETTINGS)} "
+                                                     "(auto: the last)")
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[0],
+                        help="seeds of the loss runs, e.g. 0,1,2: fp32's spread over seeds is the noise to compare to")
     parser.add_argument("--curve-batch", type=int, default=16)
     parser.add_argument("--curve-size", type=int, default=320)
     parser.add_argument("--lr-per-image", type=float, default=0.000625)
@@ -257,6 +271,9 @@ def main() -> None:
                         help="also time the official YOLOX 0.3.0 step (pip install --no-build-isolation yolox==0.3.0) "
                              "on the same weights and batch, and give every ratio against it")
     args = parser.parse_args()
+    unknown = set(args.curve_settings) - {setting[0] for setting in SETTINGS}
+    if unknown:
+        parser.error(f"--curve-settings: unknown {', '.join(sorted(unknown))}")
 
     import torch
 
@@ -280,7 +297,7 @@ def main() -> None:
             print(json.dumps(result), flush=True)
         if args.curve_steps:
             curves = loss_curves(data, args.curve_steps, args.curve_batch, args.curve_size, args.lr_per_image, work,
-                                 args.noise_seeds)
+                                 args.curve_settings, args.seeds)
             report["curves"] = summarise_curves(curves)
             report["curve_seconds"] = {label: c["seconds"] for label, c in curves.items()}
             plot_curves(curves, args.png)

@@ -20,7 +20,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
+import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Optional
@@ -49,20 +52,44 @@ def kernel() -> Optional[ModuleType]:
         if _kernel is None and _kernel_error is None:
             from torch.utils.cpp_extension import load
 
-            # -march=native builds for this CPU: the name carries the source's digest and the CPU's
-            # vector capability, so a cache shared between machines never hands one CPU another's build.
-            digest = hashlib.sha1(SOURCE.read_bytes()).hexdigest()[:10]
+            # -march=native builds for this CPU, against this torch and Python: the name carries the CPU's
+            # vector capability and a digest of the source and versions, so a shared cache never hands
+            # one machine or environment another's build.
+            versions = f"{torch.__version__} {sys.version_info[:2]}".encode()
+            digest = hashlib.sha1(SOURCE.read_bytes() + versions).hexdigest()[:10]
             name = f"edgedet_bn_silu_{torch.backends.cpu.get_cpu_capability().lower()}_{digest}"
             try:
+                build_dir = _build_directory(name)
                 # -fopenmp: ATen's parallel_for is OpenMP in torch's CPU builds, inlined from its headers
                 _kernel = load(name, [str(SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
-                               extra_ldflags=["-fopenmp"], verbose=False)
+                               extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=False)
             except Exception as exc:  # any build failure: eager BatchNorm + SiLU still trains
                 lines = str(exc).strip().splitlines()
                 _kernel_error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
                 log.warning("fused BatchNorm+SiLU kernel unavailable (%s); training with eager BatchNorm and SiLU",
                             _kernel_error)
         return _kernel
+
+
+# A build takes about 30 s; a lock older than this was left by a killed build and would make every
+# later build wait for it forever.
+STALE_LOCK_SECONDS = 600
+
+
+def _build_directory(name: str) -> Path:
+    """Where torch.utils.cpp_extension builds and caches the kernel (its usual place), with a lock
+    left behind by a killed build removed."""
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
+    build_dir = root / name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lock = build_dir / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            log.warning("removing a stale build lock left by an interrupted build: %s", lock)
+            lock.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+    return build_dir
 
 
 def kernel_error() -> Optional[str]:
@@ -140,18 +167,17 @@ class CpuKernels:
         return f"{fused}, {self.fp32_strided_depthwise} strided depthwise convs in fp32 under bf16"
 
 
-def use_cpu_kernels(model: nn.Module, build: bool = True) -> CpuKernels:
+def use_cpu_kernels(model: nn.Module) -> CpuKernels:
     """Turn every ``BaseConv`` of ``model`` into :class:`CpuTrainingConv`, in place (parameters and
-    state-dict keys unchanged). ``build`` compiles the fused kernel now rather than at the first step."""
+    state-dict keys unchanged), and build the fused kernel now rather than inside the first step."""
     fused = strided = 0
     for module in model.modules():
-        if type(module) is BaseConv:
+        if type(module) in (BaseConv, CpuTrainingConv):  # exactly these: subclasses may forward otherwise
             module.__class__ = CpuTrainingConv
             conv = module.conv
             module.strided_depthwise = conv.groups > 1 and conv.groups == conv.in_channels and conv.stride != (1, 1)
             strided += module.strided_depthwise
             fused += type(module.bn) is nn.BatchNorm2d and isinstance(module.act, nn.SiLU)
-    if build:
-        kernel()
+    kernel()
     return CpuKernels(fused_bn_silu=fused if _kernel is not None else 0, fp32_strided_depthwise=strided,
                       kernel_error=_kernel_error)

@@ -151,3 +151,17 @@ def test_a_kernel_that_cannot_be_built_falls_back_to_eager_with_a_warning(monkey
     x = torch.rand(2, 12, 8, 8).contiguous(memory_format=CL)
     for a, b in zip(_run(eager, x), _run(fused, x)):
         torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_a_lock_left_by_a_killed_build_is_removed_and_a_fresh_one_kept(monkeypatch, tmp_path):
+    import os
+    import time
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    for name, age, kept in (("old", cpu_kernels.STALE_LOCK_SECONDS + 60, False), ("fresh", 5, True)):
+        lock = tmp_path / name / "lock"
+        lock.parent.mkdir()
+        lock.touch()
+        os.utime(lock, (time.time() - age, time.time() - age))
+        assert cpu_kernels._build_directory(name) == tmp_path / name
+        assert lock.exists() == kept
