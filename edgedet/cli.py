@@ -678,7 +678,8 @@ def data_synth(out, out_option, n_train, n_val, size, seed) -> None:
               help="Allow --precision bf16 on a CPU without AVX-512 BF16/AMX (software kernels, slow).")
 @click.option("--cpu-kernels/--no-cpu-kernels", default=True, show_default=True,
               help="On CPUs: BatchNorm+SiLU as one kernel (compiled for this machine on first use, about 30 s, then "
-                   "cached) and strided depthwise convs in fp32 under bf16. Same results, faster steps.")
+                   "cached; eager with a warning where it cannot be built) and strided depthwise convs in fp32 under "
+                   "bf16. The same model and checkpoints; faster steps, numbers differing only by rounding.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights, sampling and augmentation.")
 @click.option("--multiscale", is_flag=True, help="Every 10 iterations train at a random size in (input/32 +- 5) * 32.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")

@@ -10,9 +10,11 @@
   for 64 channels at 52x52, batch 16), while stride 1 is on par; the output goes back to bf16.
 
 :func:`use_cpu_kernels` turns a model's ``BaseConv`` blocks into :class:`CpuTrainingConv` in place:
-the same parameters, buffers and state-dict keys, so checkpoints are unchanged, and in eval mode, on
-other devices, memory formats or dtypes, or when the kernel cannot be built, it computes exactly
-what ``BaseConv`` does.
+the same parameters, buffers and state-dict keys, so checkpoints are unchanged. In eval mode and on
+other devices it is ``BaseConv``; in CPU training the strided depthwise convs take the fp32 path
+whenever bf16 autocast is on, and BatchNorm + SiLU are fused for channels-last float32/bfloat16 maps
+once the kernel is built (else eager). Fused, the ``bn`` and ``act`` submodules' forward hooks do not
+fire: the block runs their computation itself.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from torch import nn
 
 from edgedet.models.blocks import BaseConv
 
-__all__ = ["CpuKernels", "CpuTrainingConv", "kernel", "use_cpu_kernels"]
+__all__ = ["CpuKernels", "CpuTrainingConv", "kernel", "kernel_error", "use_cpu_kernels"]
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,7 @@ def kernel() -> Optional[ModuleType]:
         if _kernel is None and _kernel_error is None:
             from torch.utils.cpp_extension import load
 
-            # -march=native builds for this CPU, against this torch and Python: the name carries the CPU's
-            # vector capability and a digest of the source and versions, so a shared cache never hands
-            # one machine or environment another's build.
-            versions = f"{torch.__version__} {sys.version_info[:2]}".encode()
-            digest = hashlib.sha1(SOURCE.read_bytes() + versions).hexdigest()[:10]
-            name = f"edgedet_bn_silu_{torch.backends.cpu.get_cpu_capability().lower()}_{digest}"
+            name = f"edgedet_bn_silu_{_build_digest()}"
             try:
                 build_dir = _build_directory(name)
                 # -fopenmp: ATen's parallel_for is OpenMP in torch's CPU builds, inlined from its headers
@@ -71,25 +68,48 @@ def kernel() -> Optional[ModuleType]:
         return _kernel
 
 
-# A build takes about 30 s; a lock older than this was left by a killed build and would make every
-# later build wait for it forever.
-STALE_LOCK_SECONDS = 600
+def _build_digest() -> str:
+    """What the build depends on: the source, this CPU's instruction set (``-march=native``), and the
+    torch and Python it is built against (paths included: two environments with the same versions
+    still have their own headers). A cache shared between machines or environments never hands one
+    another's build, nor makes them rebuild each other's."""
+    try:
+        cpu_flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                          if line.startswith("flags")), "")
+    except OSError:
+        cpu_flags = ""
+    cpu_flags = cpu_flags or torch.backends.cpu.get_cpu_capability()
+    depends = [SOURCE.read_bytes(), cpu_flags.encode(), torch.__version__.encode(), torch.__file__.encode(),
+               sys.prefix.encode(), repr(sys.version_info[:2]).encode()]
+    return hashlib.sha1(b"\0".join(depends)).hexdigest()[:12]
+
+
+# A build takes about 30 s here. torch waits for another process's build lock without a limit, and a
+# build killed outright (SIGKILL, out of memory) leaves its lock behind: wait this long, then remove it.
+LOCK_WAIT_SECONDS = 180
 
 
 def _build_directory(name: str) -> Path:
-    """Where torch.utils.cpp_extension builds and caches the kernel (its usual place), with a lock
-    left behind by a killed build removed."""
+    """Where torch.utils.cpp_extension builds and caches the kernel, once no other build holds it (a
+    lock older than LOCK_WAIT_SECONDS is a killed build's, and is removed)."""
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
     build_dir = root / name
     build_dir.mkdir(parents=True, exist_ok=True)
     lock = build_dir / "lock"
-    try:
-        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
-            log.warning("removing a stale build lock left by an interrupted build: %s", lock)
+    waited = False
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return build_dir
+        if age > LOCK_WAIT_SECONDS:
+            log.warning("removing a build lock %.0f s old, left by an interrupted build: %s", age, lock)
             lock.unlink(missing_ok=True)
-    except FileNotFoundError:
-        pass
-    return build_dir
+            return build_dir
+        if not waited:
+            log.info("waiting for another process's build of the kernel (%s)", lock)
+            waited = True
+        time.sleep(1.0)
 
 
 def kernel_error() -> Optional[str]:
@@ -102,13 +122,13 @@ class _BatchNormSiLUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float):
-        y, mean, invstd = _kernel.forward(x, weight, bias, eps)
+        y, mean, invstd, var = _kernel.forward(x, weight, bias, eps)
         ctx.save_for_backward(x, weight, bias, mean, invstd)
-        ctx.mark_non_differentiable(mean, invstd)
-        return y, mean, invstd
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
 
     @staticmethod
-    def backward(ctx, grad_y: torch.Tensor, _grad_mean, _grad_invstd):
+    def backward(ctx, grad_y: torch.Tensor, _grad_mean, _grad_var):
         x, weight, bias, mean, invstd = ctx.saved_tensors
         grad_y = grad_y.to(x.dtype).contiguous(memory_format=torch.channels_last)
         grad_x, grad_weight, grad_bias = _kernel.backward(grad_y, x, weight, bias, mean, invstd)
@@ -141,15 +161,14 @@ class CpuTrainingConv(BaseConv):
         if not self._fusable(y):
             return self.act(self.bn(y))
         bn = self.bn
-        out, mean, invstd = _BatchNormSiLUFunction.apply(y, bn.weight, bn.bias, bn.eps)
+        out, mean, var = _BatchNormSiLUFunction.apply(y, bn.weight, bn.bias, bn.eps)
         if bn.track_running_stats:
             with torch.no_grad():  # what BatchNorm2d does in training: running stats, unbiased variance
                 bn.num_batches_tracked.add_(1)
                 momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
                 count = y.numel() // y.shape[1]
-                var = (invstd.reciprocal().square() - bn.eps) * (count / max(count - 1, 1))
                 bn.running_mean.lerp_(mean, momentum)
-                bn.running_var.lerp_(var, momentum)
+                bn.running_var.lerp_(var * (count / max(count - 1, 1)), momentum)
         return out
 
 

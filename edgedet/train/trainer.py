@@ -60,7 +60,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     allow_emulated_bf16: bool = False  # bf16 on a CPU without AVX-512 BF16/AMX (slow software kernels)
     channels_last: bool = True
-    cpu_kernels: bool = True  # CPU: fused BatchNorm+SiLU kernel, strided depthwise convs in fp32 under bf16
+    cpu_kernels: bool = True  # CPU + channels-last: fused BatchNorm+SiLU, strided depthwise convs fp32 under bf16
     iters_per_epoch: Optional[int] = None  # cap (short runs and tests)
     threads: Optional[int] = None  # torch intra-op threads
     devices: int = 1  # processes for DistributedDataParallel (gloo on CPU, NCCL on GPUs)
@@ -327,7 +327,7 @@ def train(cfg: TrainConfig, progress: Optional[TrainProgress] = None) -> Dict:
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if cfg.cpu_kernels and device.type == "cpu":
+    if cfg.cpu_kernels and device.type == "cpu" and cfg.channels_last:  # the fused kernel wants channels-last
         kernels = use_cpu_kernels(model)
         if main_process:
             log.info("CPU kernels: %s", kernels.describe())

@@ -16,7 +16,7 @@ from edgedet.train.cpu_kernels import CpuTrainingConv, use_cpu_kernels
 CL = torch.channels_last
 
 
-def _block(in_channels=12, out_channels=16, ksize=3, stride=1, groups=1):
+def _block(in_channels: int = 12, out_channels: int = 16, ksize: int = 3, stride: int = 1, groups: int = 1):
     torch.manual_seed(0)
     block = BaseConv(in_channels, out_channels, ksize, stride, groups=groups).train()
     block.bn.eps, block.bn.momentum = 1e-3, 0.03  # as the zoo sets them
@@ -36,17 +36,25 @@ def _run(block, x, grad_seed=1):
             block.bn.running_mean.clone(), block.bn.running_var.clone()]
 
 
-@pytest.mark.parametrize("shape", [(4, 12, 40, 40), (3, 12, 7, 9)])  # 16 output channels; odd spatial sizes
-def test_fused_block_matches_the_eager_block_in_fp32(shape):
-    eager = _block()
+@pytest.mark.parametrize("out_channels, shape, momentum", [
+    (16, (4, 12, 40, 40), 0.03),
+    (24, (3, 12, 7, 9), 0.03),  # one 16-lane group and an 8-channel tail; few rows per channel
+    (37, (2, 12, 11, 13), None),  # two groups and a 5-channel tail; cumulative running averages
+])
+def test_fused_block_matches_the_eager_block_in_fp32(out_channels, shape, momentum):
+    eager = _block(out_channels=out_channels)
+    eager.bn.momentum = momentum
     fused = copy.deepcopy(eager)
     assert use_cpu_kernels(fused).fused_bn_silu == 1
     assert isinstance(fused, CpuTrainingConv) and fused.act.__class__ is nn.SiLU
-    x = (torch.rand(shape) * 255).contiguous(memory_format=CL)  # image-scale inputs, as the stem sees
-    for name, a, b in zip(["y", "dx", "dconv", "dgamma", "dbeta", "running_mean", "running_var"],
-                          _run(eager, x), _run(fused, x)):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()), msg=name)
-    assert int(fused.bn.num_batches_tracked) == 1
+    for step in range(3):  # running statistics over several steps
+        x = (torch.rand(shape, generator=torch.Generator().manual_seed(step)) * 255).contiguous(memory_format=CL)
+        for block in (eager, fused):  # image-scale inputs, as the stem sees; fresh gradients each step
+            block.zero_grad(set_to_none=True)
+        for name, a, b in zip(["y", "dx", "dconv", "dgamma", "dbeta", "running_mean", "running_var"],
+                              _run(eager, x, step), _run(fused, x, step)):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()), msg=f"{name}, step {step}")
+    assert int(fused.bn.num_batches_tracked) == 3
 
 
 def test_fused_block_under_bf16_autocast_stays_within_bf16_rounding_of_fp64():
@@ -59,7 +67,8 @@ def test_fused_block_under_bf16_autocast_stays_within_bf16_rounding_of_fp64():
         got = _run(fused, x)
         eager_bf16 = _run(eager, x)
         assert fused(x).dtype == torch.bfloat16
-    for name, ref, a, e in zip(["y", "dx", "dconv", "dgamma", "dbeta"], reference, got, eager_bf16):
+    for name, ref, a, e in zip(["y", "dx", "dconv", "dgamma", "dbeta", "running_mean", "running_var"],
+                               reference, got, eager_bf16):
         scale = float(ref.abs().max())
         # no worse than eager bf16 BatchNorm + SiLU (plus a little slack for the rounding order)
         assert float((a.double() - ref).abs().max()) <= 1.5 * float((e.double() - ref).abs().max()) + 1e-3 * scale, name
@@ -153,15 +162,31 @@ def test_a_kernel_that_cannot_be_built_falls_back_to_eager_with_a_warning(monkey
         torch.testing.assert_close(b, a, rtol=0, atol=0)
 
 
-def test_a_lock_left_by_a_killed_build_is_removed_and_a_fresh_one_kept(monkeypatch, tmp_path):
+def test_a_build_waits_for_another_builds_lock_and_removes_a_killed_builds(monkeypatch, tmp_path):
     import os
+    import threading
     import time
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    for name, age, kept in (("old", cpu_kernels.STALE_LOCK_SECONDS + 60, False), ("fresh", 5, True)):
+    monkeypatch.setattr(cpu_kernels, "LOCK_WAIT_SECONDS", 2.0)
+
+    def locked(name, age):
         lock = tmp_path / name / "lock"
         lock.parent.mkdir()
         lock.touch()
         os.utime(lock, (time.time() - age, time.time() - age))
-        assert cpu_kernels._build_directory(name) == tmp_path / name
-        assert lock.exists() == kept
+        return lock
+
+    old = locked("old", 60)  # a killed build's: removed at once
+    start = time.monotonic()
+    assert cpu_kernels._build_directory("old") == tmp_path / "old" and not old.exists()
+    assert time.monotonic() - start < 1
+    busy = locked("busy", 0)  # another process building: released after a second
+    threading.Timer(1.0, busy.unlink).start()
+    start = time.monotonic()
+    assert cpu_kernels._build_directory("busy") == tmp_path / "busy"
+    assert 0.9 < time.monotonic() - start < 2
+    stuck = locked("stuck", 0)  # never released: removed once it is older than the wait
+    start = time.monotonic()
+    cpu_kernels._build_directory("stuck")
+    assert not stuck.exists() and 1.9 < time.monotonic() - start < 4
