@@ -175,6 +175,17 @@ void row_sums(int64_t m, int64_t c, int64_t threads, const F& terms, std::vector
   }
 }
 
+// A second pass over every element: `body(lane_tag, i, j)` for element i = row * c + j, each thread
+// walking its rows backwards (see for_each_thread_rows).
+template <typename F>
+void rows_backwards(int64_t m, int64_t c, int64_t threads, const F& body) {
+  for_each_thread_rows(m, threads, [&](int64_t, int64_t begin, int64_t end) {
+    for (int64_t r = end - 1; r >= begin; --r) {
+      over_channels(c, [&](auto lane, int64_t j) { body(lane, r * c + j, j); });
+    }
+  });
+}
+
 template <typename V>
 inline void accumulate(float* acc, V v) { store(acc, load<V>(acc) + v); }
 
@@ -217,14 +228,10 @@ void forward_kernel(const T* x, T* y, const float* weight, const float* bias, fl
   }
   const float* scale_of = scale.data();
   const float* offset_of = offset.data();
-  for_each_thread_rows(m, threads, [&](int64_t, int64_t begin, int64_t end) {
-    for (int64_t r = end - 1; r >= begin; --r) {
-      over_channels(c, [&](auto lane, int64_t j) {
-        using V = decltype(lane);
-        V z = load<V>(x + r * c + j) * load<V>(scale_of + j) + load<V>(offset_of + j);
-        store(y + r * c + j, z * sigmoid(z));
-      });
-    }
+  rows_backwards(m, c, threads, [&](auto lane, int64_t i, int64_t j) {
+    using V = decltype(lane);
+    V z = load<V>(x + i) * load<V>(scale_of + j) + load<V>(offset_of + j);
+    store(y + i, z * sigmoid(z));
   });
 }
 
@@ -263,16 +270,11 @@ void backward_kernel(const T* dy, const T* x, T* dx, const float* weight, const 
   const float* mean_dz_of = mean_dz.data();
   const float* mean_dz_xhat_of = mean_dz_xhat.data();
   // Pass 2 (x read again, the stored dz once): dx = weight * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)).
-  for_each_thread_rows(m, threads, [&](int64_t, int64_t begin, int64_t end) {
-    for (int64_t r = end - 1; r >= begin; --r) {
-      over_channels(c, [&](auto lane, int64_t j) {
-        using V = decltype(lane);
-        const int64_t i = r * c + j;
-        V xhat = (load<V>(x + i) - load<V>(mean + j)) * load<V>(invstd + j);
-        store(dx + i, load<V>(scale_of + j) *
-                          (load<V>(dx + i) - load<V>(mean_dz_of + j) - xhat * load<V>(mean_dz_xhat_of + j)));
-      });
-    }
+  rows_backwards(m, c, threads, [&](auto lane, int64_t i, int64_t j) {
+    using V = decltype(lane);
+    V xhat = (load<V>(x + i) - load<V>(mean + j)) * load<V>(invstd + j);
+    store(dx + i, load<V>(scale_of + j) *
+                      (load<V>(dx + i) - load<V>(mean_dz_of + j) - xhat * load<V>(mean_dz_xhat_of + j)));
   });
 }
 

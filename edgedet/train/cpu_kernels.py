@@ -35,7 +35,7 @@ from torch import nn
 
 from edgedet.models.blocks import BaseConv
 
-__all__ = ["CpuKernels", "CpuTrainingConv", "kernel", "kernel_error", "use_cpu_kernels"]
+__all__ = ["CpuKernels", "CpuTrainingConv", "kernel", "use_cpu_kernels"]
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,6 @@ def _build_directory(name: str) -> Path:
             log.info("waiting for another process's build of the kernel (%s)", lock)
             waited = True
         time.sleep(1.0)
-
-
-def kernel_error() -> Optional[str]:
-    """Why the kernel could not be built, once :func:`kernel` has tried; else None."""
-    return _kernel_error
 
 
 class _BatchNormSiLUFunction(torch.autograd.Function):
